@@ -1,0 +1,179 @@
+"""How a hidden test case is written.
+
+A homework's ``hidden_cases.py`` defines ``CASES``, a list of :class:`Case`.
+A case names one package function, makes its inputs from a seeded
+``numpy.random.Generator`` (fresh random inputs at every grading run, plus
+fixed edge cases), and says how to compare the submitted output with the
+reference output. A case is worth its ``points`` only when every one of its
+calls passes, which gives partial credit per case within a question.
+
+Example::
+
+    Case("q2", "normalize_random_text", 1, "ngrams.normalize",
+         inputs=lambda rng: [call(random_text(rng)) for _ in range(20)],
+         what="normalize on random mixed-case text with punctuation")
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .wire import RngSpec, Unsupported
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call of the function under test: ``function(*args, **kwargs)``."""
+
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+    def describe(self, limit: int = 160) -> str:
+        parts = [short(a, 60) for a in self.args] + [f"{k}={short(v, 60)}" for k, v in self.kwargs.items()]
+        text = f"({', '.join(parts)})"
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def call(*args: Any, **kwargs: Any) -> Call:
+    return Call(tuple(args), dict(kwargs))
+
+
+Comparator = Callable[[Any, Any], "str | None"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One hidden test case (one Otter test case, with its own points).
+
+    Attributes:
+        question: the Otter question it belongs to, e.g. ``"q2"``.
+        name: unique name, shown to the student, e.g. ``"normalize_random_text"``.
+        points: what the case is worth.
+        function: ``"module.function"`` inside ``genai_hw``.
+        inputs: makes the list of calls from a seeded Generator.
+        what: one line saying what is checked, shown in failure messages.
+        compare: returns None when ``got`` is right, else a short reason.
+        timeout: seconds allowed for each call of the submitted function.
+        check_mutation: fail if the submitted function changes its arguments.
+    """
+
+    question: str
+    name: str
+    points: float
+    function: str
+    inputs: Callable[[np.random.Generator], list[Call]]
+    what: str
+    compare: Comparator = field(default=None)  # type: ignore[assignment]
+    timeout: float = 5.0
+    check_mutation: bool = True
+
+    def __post_init__(self) -> None:
+        if self.compare is None:
+            object.__setattr__(self, "compare", exact)
+
+
+def short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _type_label(value: Any) -> str:
+    if isinstance(value, Unsupported):
+        return value.type_name
+    return type(value).__name__
+
+
+def exact(expected: Any, got: Any) -> str | None:
+    """Equal values of the same kind (a Counter must be a Counter, a tuple a tuple)."""
+    return approx(0.0, 0.0)(expected, got)
+
+
+def approx(rtol: float = 1e-7, atol: float = 1e-10) -> Comparator:
+    """Like :func:`exact`, but floats (also inside containers) may differ by rounding."""
+
+    def compare(expected: Any, got: Any) -> str | None:
+        return _compare(expected, got, rtol, atol, "")
+
+    return compare
+
+
+def _compare(expected: Any, got: Any, rtol: float, atol: float, where: str) -> str | None:
+    at = f" at {where}" if where else ""
+    if isinstance(got, Unsupported):
+        return f"returned a {got.type_name}{at}, expected a {_type_label(expected)}"
+    if isinstance(expected, bool) or expected is None or isinstance(expected, str):
+        if type(got) is not type(expected) or got != expected:
+            return f"expected {short(expected)}{at}, got {short(got)}"
+        return None
+    if isinstance(expected, (int, float, np.integer, np.floating)):
+        if isinstance(got, (bool, str)) or not isinstance(got, (int, float, np.integer, np.floating)):
+            return f"expected a number {short(expected)}{at}, got {_type_label(got)} {short(got)}"
+        e, g = float(expected), float(got)
+        if math.isnan(e) and math.isnan(g):
+            return None
+        if e == g or (math.isfinite(e) and math.isfinite(g) and abs(e - g) <= atol + rtol * abs(e)):
+            return None
+        return f"expected {short(expected)}{at}, got {short(got)}"
+    if isinstance(expected, np.ndarray):
+        if not isinstance(got, np.ndarray):
+            return f"expected a numpy array{at}, got {_type_label(got)}"
+        if got.shape != expected.shape:
+            return f"expected shape {expected.shape}{at}, got shape {got.shape}"
+        if not np.allclose(got, expected, rtol=rtol, atol=atol, equal_nan=True):
+            return f"array values differ{at}: expected {short(expected)}, got {short(got)}"
+        return None
+    if isinstance(expected, (list, tuple)):
+        if type(got) is not type(expected):
+            return f"expected a {type(expected).__name__}{at}, got {_type_label(got)} {short(got)}"
+        if len(got) != len(expected):
+            return f"expected {len(expected)} items{at}, got {len(got)}: {short(got)}"
+        for i, (e, g) in enumerate(zip(expected, got)):
+            problem = _compare(e, g, rtol, atol, f"{where}[{i}]")
+            if problem:
+                return problem
+        return None
+    if isinstance(expected, dict):
+        if isinstance(expected, Counter) and not isinstance(got, Counter):
+            return f"expected a collections.Counter{at}, got {_type_label(got)}"
+        if not isinstance(got, dict):
+            return f"expected a dict{at}, got {_type_label(got)} {short(got)}"
+        missing = [k for k in expected if k not in got and expected[k] != 0]
+        extra = [k for k in got if k not in expected and got[k] != 0]
+        if missing or extra:
+            detail = f"missing keys {short(missing[:5])}" if missing else ""
+            if extra:
+                detail += ("; " if detail else "") + f"unexpected keys {short(extra[:5])}"
+            return f"{detail}{at} ({len(expected)} entries expected, {len(got)} returned)"
+        for key in expected:
+            if key in got:
+                problem = _compare(expected[key], got[key], rtol, atol, f"{where}[{key!r}]")
+                if problem:
+                    return problem
+        return None
+    if isinstance(expected, (set, frozenset)):
+        if not isinstance(got, (set, frozenset)) or set(got) != set(expected):
+            return f"expected {short(expected)}{at}, got {short(got)}"
+        return None
+    return f"cannot compare a {_type_label(expected)}{at}"  # a spec error, reported as a failure
+
+
+# Input generators shared by homework specs.
+
+LETTERS = string.ascii_letters
+
+
+def random_text(rng: np.random.Generator, length: int, alphabet: str) -> str:
+    """A random string of ``length`` symbols drawn from ``alphabet``."""
+    return "".join(alphabet[i] for i in rng.integers(0, len(alphabet), size=length))
+
+
+def seed_from(rng: np.random.Generator) -> RngSpec:
+    """A Generator argument for the function under test, seeded from ``rng``."""
+    return RngSpec(int(rng.integers(0, 2**31 - 1)))

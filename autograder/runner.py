@@ -1,0 +1,104 @@
+"""Runs submitted package functions in their own process (the student side).
+
+Started by :mod:`autograder.harness` as
+``python -I genai_hw_runner.py JOB RESULTS PACKAGE_ROOT`` from a private
+folder that holds only this file, ``genai_hw_wire.py`` and a copy of the
+submitted ``genai_hw/`` taken before the notebook ran. It never sees the
+reference solutions. For every case of the job it writes one ``start`` line
+and one ``done`` line of JSON to RESULTS, so the harness knows which call hung
+or crashed when the process has to be killed. Whatever the submitted code
+prints goes to the process's stdout/stderr, which the harness discards.
+"""
+
+import importlib
+import json
+import signal
+import sys
+import time
+import traceback
+
+
+class CallTimeout(BaseException):
+    """Raised inside a submitted function that ran past its time limit."""
+
+
+def _on_alarm(signum, frame):
+    raise CallTimeout()
+
+
+def _exception_info(err):
+    names = [cls.__name__ for cls in type(err).__mro__]
+    message = str(err)
+    if len(message) > 300:
+        message = message[:297] + "..."
+    tb = traceback.extract_tb(err.__traceback__)
+    student_frames = [f for f in tb if "genai_hw" in f.filename]
+    where = ""
+    if student_frames:
+        last = student_frames[-1]
+        where = f"{last.filename.split('genai_hw')[-1].lstrip('/')}, line {last.lineno}"
+    return {"status": "raised", "types": names, "message": message, "where": where}
+
+
+def _run_call(function, wire, call, timeout, check_mutation):
+    args = wire.decode(call["args"])
+    kwargs = wire.decode(call["kwargs"])
+    before = None
+    if check_mutation:
+        before = [None if isinstance(a, wire.RngSpec) else wire.dumps(a) for a in args]
+    real_args = wire.realize(args)
+    real_kwargs = wire.realize(kwargs)
+    start = time.perf_counter()
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        value = function(*real_args, **real_kwargs)
+    except CallTimeout:
+        return {"status": "timeout"}
+    except BaseException as err:  # noqa: BLE001 - any failure of submitted code costs the call only
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        return _exception_info(err)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    seconds = time.perf_counter() - start
+    mutated = []
+    if check_mutation:
+        for i, (old, arg) in enumerate(zip(before, real_args)):
+            if old is not None and wire.dumps(arg) != old:
+                mutated.append(i)
+    encoded = wire.encode(value)
+    text = json.dumps(encoded, separators=(",", ":"))
+    if len(text) > 20_000_000:
+        encoded = {"t": "unsupported", "type": "output over 20 MB", "repr": ""}
+    return {"status": "ok", "value": encoded, "mutated": mutated, "seconds": seconds}
+
+
+def main():
+    job_path, results_path, package_root = sys.argv[1:4]
+    sys.path.insert(0, package_root)
+    import genai_hw_wire as wire
+
+    with open(job_path, encoding="utf-8") as f:
+        job = json.load(f)
+    out = open(results_path, "a", encoding="utf-8", buffering=1)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    for case in job["cases"]:
+        out.write(json.dumps({"event": "start", "case": case["index"]}) + "\n")
+        module_name, _, function_name = case["function"].rpartition(".")
+        record = {"event": "done", "case": case["index"], "calls": []}
+        try:
+            module = importlib.import_module(f"genai_hw.{module_name}")
+            function = getattr(module, function_name)
+        except BaseException as err:  # noqa: BLE001
+            info = _exception_info(err)
+            record["import_error"] = f"{info['types'][0]}: {info['message']}"
+        else:
+            for one_call in case["calls"]:
+                record["calls"].append(
+                    _run_call(function, wire, one_call, case["timeout"], case["check_mutation"])
+                )
+        out.write(json.dumps(record, separators=(",", ":")) + "\n")
+    out.close()
+
+
+if __name__ == "__main__":
+    main()

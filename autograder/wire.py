@@ -1,0 +1,176 @@
+"""Plain-data encoding of function inputs and outputs between processes.
+
+Submitted code runs in a separate process; what it returns crosses over as
+JSON built only from the types below, so the grader never unpickles or calls
+an object that submitted code made (an ``__eq__`` that always says True cannot
+reach the comparison). Anything else is encoded as ``unsupported`` with its
+type name, and fails the comparison with a message that names that type.
+
+``encode(("AB", 2)) -> {"t": "tuple", "v": ["AB", 2]}``
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, OrderedDict
+from typing import Any
+
+import numpy as np
+
+MAX_DEPTH = 40
+_ARRAY_KINDS = "biuf"
+
+
+class WireError(ValueError):
+    """Raised when data cannot be encoded or decoded."""
+
+
+class Unsupported:
+    """Stands for a value of a type the wire does not carry (decoded side only)."""
+
+    def __init__(self, type_name: str, text: str) -> None:
+        self.type_name = type_name
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"<{self.type_name} object: {self.text}>"
+
+
+class RngSpec:
+    """A ``numpy.random.Generator`` argument, carried as its seed.
+
+    Each side builds a fresh ``np.random.default_rng(seed)`` from it, so the
+    submitted function and the reference see the same random stream.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def make(self) -> np.random.Generator:
+        return np.random.default_rng(self.seed)
+
+    def __repr__(self) -> str:
+        return f"np.random.default_rng({self.seed})"
+
+
+def _type_name(value: Any) -> str:
+    cls = type(value)
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    try:
+        text = object.__repr__(value)
+    except Exception:  # pragma: no cover - object.__repr__ does not fail
+        text = "?"
+    return text[:limit]
+
+
+def encode(value: Any, depth: int = 0) -> Any:
+    """Turn ``value`` into JSON-ready data. Exact classes only: subclasses of
+    ``str``, ``int``, ``dict`` ... are reported as unsupported rather than trusted."""
+    if depth > MAX_DEPTH:
+        return {"t": "unsupported", "type": "nesting", "repr": f"nested deeper than {MAX_DEPTH}"}
+    cls = type(value)
+    if value is None or cls in (bool, str):
+        return value
+    if cls is int:
+        return value
+    if cls is float:
+        if math.isnan(value) or math.isinf(value):
+            return {"t": "float", "v": repr(value)}
+        return value
+    if cls in (list, tuple, set, frozenset):
+        items = sorted(value, key=repr) if cls in (set, frozenset) else value
+        return {"t": cls.__name__, "v": [encode(item, depth + 1) for item in items]}
+    if cls in (dict, Counter, OrderedDict):
+        pairs = [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in dict.items(value)]
+        return {"t": {dict: "dict", Counter: "Counter", OrderedDict: "dict"}[cls], "v": pairs}
+    if cls is RngSpec:
+        return {"t": "rng", "v": value.seed}
+    if cls is np.ndarray:
+        if value.dtype.kind not in _ARRAY_KINDS:
+            return {"t": "unsupported", "type": f"numpy.ndarray[{value.dtype}]", "repr": ""}
+        flat = [float(x) if value.dtype.kind == "f" else x for x in value.ravel().tolist()]
+        flat = [encode(x, depth + 1) for x in flat]
+        return {"t": "ndarray", "dtype": value.dtype.str, "shape": list(value.shape), "v": flat}
+    if isinstance(value, np.generic) and cls.__module__ == "numpy" and value.dtype.kind in _ARRAY_KINDS:
+        return {"t": "npscalar", "dtype": value.dtype.str, "v": encode(value.item(), depth + 1)}
+    return {"t": "unsupported", "type": _type_name(value), "repr": _short_repr(value)}
+
+
+def decode(data: Any, depth: int = 0) -> Any:
+    """Inverse of :func:`encode`; raises :class:`WireError` on anything malformed."""
+    if depth > MAX_DEPTH + 1:
+        raise WireError("data nested too deeply")
+    if data is None or type(data) in (bool, str, int, float):
+        return data
+    if type(data) is not dict or "t" not in data:
+        raise WireError(f"malformed value of type {type(data).__name__}")
+    tag = data["t"]
+    if tag == "float":
+        if data.get("v") not in ("nan", "inf", "-inf"):
+            raise WireError("malformed float")
+        return float(data["v"])
+    if tag in ("list", "tuple", "set", "frozenset"):
+        items = [decode(item, depth + 1) for item in _list(data.get("v"))]
+        return {"list": list, "tuple": tuple, "set": set, "frozenset": frozenset}[tag](items)
+    if tag in ("dict", "Counter"):
+        result: dict = {} if tag == "dict" else Counter()
+        for pair in _list(data.get("v")):
+            if type(pair) is not list or len(pair) != 2:
+                raise WireError("malformed dict entry")
+            key = decode(pair[0], depth + 1)
+            try:
+                hash(key)
+            except TypeError as err:
+                raise WireError("unhashable dict key") from err
+            result[key] = decode(pair[1], depth + 1)
+        return result
+    if tag == "rng":
+        return RngSpec(int(data["v"]))
+    if tag == "ndarray":
+        dtype = np.dtype(str(data.get("dtype")))
+        if dtype.kind not in _ARRAY_KINDS:
+            raise WireError(f"array dtype {dtype} not allowed")
+        shape = tuple(int(s) for s in _list(data.get("shape")))
+        values = [decode(v, depth + 1) for v in _list(data.get("v"))]
+        return np.array(values, dtype=dtype).reshape(shape)
+    if tag == "npscalar":
+        dtype = np.dtype(str(data.get("dtype")))
+        if dtype.kind not in _ARRAY_KINDS:
+            raise WireError(f"scalar dtype {dtype} not allowed")
+        return dtype.type(decode(data.get("v"), depth + 1))
+    if tag == "unsupported":
+        return Unsupported(str(data.get("type"))[:200], str(data.get("repr"))[:200])
+    raise WireError(f"unknown tag {tag!r}")
+
+
+def _list(value: Any) -> list:
+    if type(value) is not list:
+        raise WireError("expected a list")
+    return value
+
+
+def realize(value: Any) -> Any:
+    """Replace every :class:`RngSpec` inside ``value`` by a fresh Generator."""
+    if isinstance(value, RngSpec):
+        return value.make()
+    if type(value) in (list, tuple):
+        return type(value)(realize(v) for v in value)
+    if type(value) is dict:
+        return {k: realize(v) for k, v in value.items()}
+    return value
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(encode(value), separators=(",", ":"))
+
+
+def loads(text: str) -> Any:
+    try:
+        return decode(json.loads(text))
+    except (json.JSONDecodeError, RecursionError, TypeError, KeyError, OverflowError) as err:
+        raise WireError(str(err)) from err
