@@ -1,0 +1,78 @@
+"""The ``genai-hw`` command: ``release``, ``grade`` and ``stubs``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import grade as grading
+from . import stubgen
+from .release import PACKAGE, ReleaseError, project_root, release
+
+
+def _release(args: argparse.Namespace) -> int:
+    root = project_root(args.root)
+    zips = release(root, args.homeworks or None, Path(args.out) if args.out else None, verify=not args.no_verify)
+    print(f"released {len(zips)} homework(s): student files in {(Path(args.out) if args.out else root / 'dist') / 'student'}")
+    return 0
+
+
+def _grade(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    rows = grading.grade(Path(args.autograder), [Path(p) for p in args.submissions], out, seed=args.seed)
+    csv_path = Path(args.csv) if args.csv else out / "grades.csv"
+    grading.write_csv(rows, csv_path)
+    print(grading.table(rows))
+    print(f"\nCSV: {csv_path}")
+    return 1 if any(row["error"] for row in rows) else 0
+
+
+def _stubs(args: argparse.Namespace) -> int:
+    root = project_root(args.root)
+    solutions, dest = root / "solutions" / PACKAGE, root / PACKAGE
+    if args.check:
+        stale = stubgen.stale_files(solutions, dest)
+        if stale:
+            print("genai_hw/ differs from what solutions/genai_hw/ makes: " + ", ".join(stale))
+            return 1
+        print("genai_hw/ is up to date")
+        return 0
+    stubgen.write_stubs(solutions, dest)
+    print(f"wrote {dest} from {solutions}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="genai-hw", description="Build and grade the genai-hw homeworks.")
+    parser.add_argument("--root", type=Path, help="project checkout (default: found from here)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("release", help="build dist/student/ and dist/autograder/<hw>-autograder.zip")
+    p.add_argument("homeworks", nargs="*", metavar="HW", help="homework folders under assignments/ (default: all)")
+    p.add_argument("--out", help="output folder (default: dist/ in the project)")
+    p.add_argument("--no-verify", action="store_true", help="skip grading the reference and the stubs")
+    p.set_defaults(func=_release)
+
+    p = sub.add_parser("grade", help="grade submissions with otter run into a table and a CSV")
+    p.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="zips, notebooks, or folders of them")
+    p.add_argument("--autograder", required=True, help="the homework's autograder zip")
+    p.add_argument("--out", default="grades", help="folder for each submission's results (default: grades/)")
+    p.add_argument("--csv", help="CSV path (default: OUT/grades.csv)")
+    p.add_argument("--seed", type=int, help="replay a grading run with this seed")
+    p.set_defaults(func=_grade)
+
+    p = sub.add_parser("stubs", help="rewrite genai_hw/ from solutions/genai_hw/")
+    p.add_argument("--check", action="store_true", help="only report whether genai_hw/ is up to date")
+    p.set_defaults(func=_stubs)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ReleaseError, FileNotFoundError, ValueError) as err:
+        print(f"genai-hw {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,315 @@
+"""Build the student release and the Gradescope autograder zips, verifying as it goes.
+
+For each homework ``assignments/<hw>/`` (a master notebook ``<hw>.ipynb`` and
+``hidden_cases.py``):
+
+1. check that ``genai_hw/`` is exactly what :mod:`autograder.stubgen` makes;
+2. run ``otter assign`` on a build copy of the master notebook;
+3. check that each package question's points equal its hidden cases' points;
+4. write ``dist/student/<hw>/`` (student notebook, ``genai_hw/`` stubs,
+   requirements) and ``dist/student/<hw>.zip``, then scan them for leaks
+   (solution code, hidden tests, the reference, solution markers);
+5. write ``dist/autograder/<hw>-autograder.zip``: Otter's zip plus this
+   package (the plugin and harness), the hidden cases and the reference;
+6. grade the reference submission (must score 100 %) and the untouched
+   stubs (must score 0, and grading must complete) with ``otter run``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import stubgen
+
+PACKAGE = "genai_hw"
+AUTOGRADER_DIR = Path(__file__).resolve().parent
+PLUGIN = "autograder.plugin.GenaiHwGrader"
+
+
+class ReleaseError(RuntimeError):
+    """A release that must not be shipped, with the reason."""
+
+
+@dataclass
+class Homework:
+    name: str
+    folder: Path
+
+    @property
+    def master(self) -> Path:
+        return self.folder / f"{self.name}.ipynb"
+
+    @property
+    def cases_file(self) -> Path:
+        return self.folder / "hidden_cases.py"
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The checkout that holds ``assignments/``, ``solutions/`` and ``genai_hw/``."""
+    candidates = [start] if start else [Path.cwd(), AUTOGRADER_DIR.parent]
+    for candidate in candidates:
+        for folder in [candidate, *candidate.parents]:
+            if (folder / "assignments").is_dir() and (folder / "solutions" / PACKAGE).is_dir():
+                return folder
+    raise ReleaseError("cannot find the project root (a folder with assignments/ and solutions/genai_hw/)")
+
+
+def find_homeworks(root: Path, names: list[str] | None = None) -> list[Homework]:
+    available = {
+        p.name: Homework(p.name, p)
+        for p in sorted((root / "assignments").iterdir())
+        if (p / f"{p.name}.ipynb").is_file()
+    }
+    if not names:
+        return list(available.values())
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ReleaseError(f"unknown homework(s) {unknown}; available: {sorted(available)}")
+    return [available[n] for n in names]
+
+
+def requirements(root: Path, homework: Homework) -> list[str]:
+    lines = []
+    for path in [AUTOGRADER_DIR / "requirements-grading.txt", homework.folder / "requirements.txt"]:
+        if path.is_file():
+            lines += [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    return lines
+
+
+def _otter(*args: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "otter", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def run_assign(root: Path, homework: Homework, build: Path) -> Path:
+    """Run ``otter assign``; return its output folder (``student/`` and ``autograder/``)."""
+    src = build / "master"
+    src.mkdir(parents=True)
+    shutil.copy(homework.master, src / homework.master.name)
+    (src / "requirements.txt").write_text("\n".join(requirements(root, homework)) + "\n")
+    out = build / "assign"
+    proc = _otter("assign", "--no-pdfs", "--no-run-tests", str(src / homework.master.name), str(out))
+    if proc.returncode != 0:
+        raise ReleaseError(f"otter assign failed for {homework.name}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return out
+
+
+def question_points(tests_dir: Path) -> dict[str, float]:
+    from otter.test_files.exception_test import ExceptionTestFile
+
+    return {p.stem: ExceptionTestFile.from_file(str(p)).possible for p in sorted(tests_dir.glob("*.py"))}
+
+
+def check_points(homework: Homework, tests_dir: Path) -> dict[str, float]:
+    """The package questions and their points; raise if notebook and cases disagree."""
+    from .harness import load_cases
+
+    cases = load_cases(homework.cases_file)
+    spec: dict[str, float] = {}
+    for case in cases:
+        spec[case.question] = spec.get(case.question, 0) + case.points
+    names = [c.name for c in cases]
+    if len(set(names)) != len(names):
+        raise ReleaseError(f"{homework.name}: hidden case names repeat")
+    notebook = question_points(tests_dir)
+    problems = [
+        f"{q}: notebook says {notebook.get(q)} points, hidden cases add up to {p}"
+        for q, p in spec.items() if notebook.get(q) != p
+    ]
+    if problems:
+        raise ReleaseError(f"{homework.name}: points disagree:\n  " + "\n  ".join(problems))
+    return spec
+
+
+def _solution_lines(solutions: Path) -> set[str]:
+    """Distinctive lines of code inside solution regions (for the leak scan)."""
+    lines: set[str] = set()
+    for path in solutions.rglob("*.py"):
+        inside = False
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if stubgen.BEGIN.match(line):
+                inside = True
+            elif stubgen.END.match(line):
+                inside = False
+            elif inside and len(line.strip()) >= 25:
+                lines.add(line.strip())
+    return lines
+
+
+def scan_student_release(folder: Path, solutions: Path, case_names: list[str]) -> list[str]:
+    """Everything in a student release that must not be there (empty: clean)."""
+    problems = []
+    solution_lines = _solution_lines(solutions)
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(folder).as_posix()
+        if path.name in ("hidden_cases.py", "manifest.json") or "reference" in path.parts or "genai_hw_grading" in path.parts:
+            problems.append(f"{rel}: grading file in the student release")
+        if path.suffix not in (".py", ".ipynb", ".txt", ".md", ".json"):
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if re.search(r"BEGIN SOLUTION|END SOLUTION|# SOLUTION", text):
+            problems.append(f"{rel}: solution marker")
+        leaked = [line for line in solution_lines if line in text]
+        if leaked:
+            problems.append(f"{rel}: solution code ({leaked[0][:60]!r})")
+        if path.suffix == ".ipynb":
+            nb = json.loads(text)
+            for cell in nb.get("cells", []):
+                body = "".join(cell.get("source", ""))
+                if "hidden: true" in body or "BEGIN TEST CONFIG" in body and "hidden" in body:
+                    problems.append(f"{rel}: hidden test cell")
+            if re.search(r'"hidden":\s*true', json.dumps(nb.get("metadata", {}))):
+                problems.append(f"{rel}: hidden test in metadata")
+        hits = [name for name in case_names if name in text]
+        if hits:
+            problems.append(f"{rel}: names hidden case {hits[0]}")
+    return problems
+
+
+def _zip_folder(folder: Path, zip_path: Path, arc_prefix: str = "") -> None:
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                zf.write(path, arc_prefix + path.relative_to(folder).as_posix())
+
+
+def build_student(root: Path, homework: Homework, assign_out: Path, dest: Path) -> Path:
+    folder = dest / homework.name
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    shutil.copy(assign_out / "student" / homework.master.name, folder / homework.master.name)
+    shutil.copytree(root / PACKAGE, folder / PACKAGE, ignore=stubgen.IGNORED)
+    reqs = ["otter-grader==7.0.0", *requirements(root, homework)]
+    (folder / "requirements.txt").write_text("\n".join(reqs) + "\n")
+    _zip_folder(folder, dest / f"{homework.name}.zip", f"{homework.name}/")
+    return folder
+
+
+def _otter_zip(homework: Homework, assign_out: Path) -> Path:
+    otter_zips = sorted((assign_out / "autograder").glob("*-autograder_*.zip"))
+    if not otter_zips:
+        raise ReleaseError(f"otter assign made no autograder zip for {homework.name}")
+    return otter_zips[-1]
+
+
+def build_autograder(root: Path, homework: Homework, assign_out: Path, questions: dict[str, float], dest: Path) -> Path:
+    """Otter's autograder zip, plus the plugin, the hidden cases and the reference."""
+    dest.mkdir(parents=True, exist_ok=True)
+    zip_path = dest / f"{homework.name}-autograder.zip"
+    manifest = {"homework": homework.name, "questions": questions}
+    with zipfile.ZipFile(_otter_zip(homework, assign_out)) as src, zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "otter_config.json":
+                config = json.loads(data)
+                plugins = config.setdefault("plugins", [])
+                if PLUGIN not in [p if isinstance(p, str) else p.get("plugin") for p in plugins]:
+                    plugins.append(PLUGIN)
+                config["show_hidden"] = True
+                data = json.dumps(config, indent=2).encode()
+            out.writestr(item, data)
+        for path in sorted(AUTOGRADER_DIR.glob("*.py")):
+            out.write(path, f"autograder/{path.name}")
+        out.writestr("genai_hw_grading/manifest.json", json.dumps(manifest, indent=2))
+        out.write(homework.cases_file, "genai_hw_grading/hidden_cases.py")
+        solutions = root / "solutions" / PACKAGE
+        for path in sorted(solutions.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                out.write(path, f"genai_hw_grading/reference/{PACKAGE}/{path.relative_to(solutions).as_posix()}")
+    return zip_path
+
+
+def make_submission(notebook: Path, package: Path, zip_path: Path) -> Path:
+    """A submission zip as the notebook's export cell makes it: notebook + genai_hw/."""
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(notebook, notebook.name)
+        for path in sorted(package.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                zf.write(path, f"{PACKAGE}/{path.relative_to(package).as_posix()}")
+    return zip_path
+
+
+def otter_run(autograder_zip: Path, submission: Path, out_dir: Path, seed: int | None = None,
+              timeout: int = 900) -> dict:
+    """Grade one submission with ``otter run``; return results.json (or an error record)."""
+    import os
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if seed is not None:
+        env["GENAI_HW_SEED"] = str(seed)
+    try:
+        proc = _otter("run", "--no-logo", "-a", str(autograder_zip), "-o", str(out_dir), str(submission),
+                      timeout=timeout, env=env)
+        log = proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired:
+        log = f"otter run did not finish within {timeout} s"
+    (out_dir / "otter_run.log").write_text(log)
+    results = out_dir / "results.json"
+    if not results.is_file():
+        return {"error": log[-2000:] or "otter run wrote no results.json", "tests": []}
+    return json.loads(results.read_text())
+
+
+def score_of(results: dict) -> tuple[float, float]:
+    tests = [t for t in results.get("tests", []) if "max_score" in t]
+    possible = sum(t["max_score"] for t in tests)
+    score = results.get("score", sum(t.get("score", 0) for t in tests))
+    return float(score), float(possible)
+
+
+def release(root: Path, names: list[str] | None = None, out: Path | None = None, verify: bool = True,
+            log=print) -> list[Path]:
+    """Build every requested homework; return the autograder zips. Raises ReleaseError."""
+    out = out or root / "dist"
+    stale = stubgen.stale_files(root / "solutions" / PACKAGE, root / PACKAGE)
+    if stale:
+        raise ReleaseError(f"genai_hw/ is out of date with solutions/genai_hw/ ({stale[:5]}); run `genai-hw stubs`")
+    zips = []
+    for homework in find_homeworks(root, names):
+        with tempfile.TemporaryDirectory(prefix=f"genai_hw_release_{homework.name}_") as tmp:
+            build = Path(tmp)
+            assign_out = run_assign(root, homework, build)
+            otter_zip = _otter_zip(homework, assign_out)
+            with zipfile.ZipFile(otter_zip) as zf:
+                zf.extractall(build / "otter_zip")
+            questions = check_points(homework, build / "otter_zip" / "tests")
+            student = build_student(root, homework, assign_out, out / "student")
+            from .harness import load_cases
+
+            case_names = [c.name for c in load_cases(homework.cases_file)]
+            problems = scan_student_release(student, root / "solutions" / PACKAGE, case_names)
+            if problems:
+                raise ReleaseError(f"{homework.name}: the student release leaks:\n  " + "\n  ".join(problems))
+            ag_zip = build_autograder(root, homework, assign_out, questions, out / "autograder")
+            log(f"{homework.name}: student release {student}, autograder {ag_zip}")
+            if verify:
+                solution_nb = assign_out / "autograder" / homework.master.name
+                checks = {
+                    "reference": make_submission(solution_nb, root / "solutions" / PACKAGE, build / "reference.zip"),
+                    "stubs": make_submission(student / homework.master.name, root / PACKAGE, build / "stubs.zip"),
+                }
+                for label, submission in checks.items():
+                    results = otter_run(ag_zip, submission, build / f"run_{label}")
+                    score, possible = score_of(results)
+                    want = possible if label == "reference" else 0.0
+                    if "error" in results or possible == 0 or abs(score - want) > 1e-9:
+                        detail = results.get("error") or json.dumps(
+                            [(t.get("name"), t.get("score"), t.get("max_score"), t.get("output", "")[:300])
+                             for t in results.get("tests", [])], indent=1)
+                        raise ReleaseError(f"{homework.name}: the {label} submission scored {score}/{possible}, "
+                                           f"expected {want}/{possible}:\n{detail}")
+                    log(f"{homework.name}: {label} submission scores {score:g}/{possible:g} through otter run")
+            zips.append(ag_zip)
+    return zips

@@ -1,0 +1,17 @@
+"""genai_hw: build the pieces of generative AI with your own hands.
+
+One module per topic; each exercise is one function whose docstring is its
+assignment text. The notebooks in the homework folders call into this package.
+
+- ``training``: a training loop from scratch (homework 1).
+- ``ngrams``: Shannon's n-gram language model on Moby-Dick (homework 1).
+- ``data``: loaders for the offline data that ships with the package.
+- ``utils``: seeding, device choice and the grader's cheap mode.
+
+Submodules are imported on demand (``from genai_hw import ngrams``), so that
+importing the package never pulls in heavy libraries.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
