@@ -29,6 +29,8 @@ import pickle
 import secrets
 import shutil
 import traceback
+import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,11 @@ class _SafePickle:
     @staticmethod
     def load(file: io.BufferedReader) -> Any:
         return _ResultsUnpickler(file).load()
+
+
+def _natural_key(name: str) -> list:
+    """``q2`` sorts before ``q10``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 class GenaiHwGrader(AbstractOtterPlugin):
@@ -149,17 +156,25 @@ class GenaiHwGrader(AbstractOtterPlugin):
             test_cases = [TestCase(name=name, body="", hidden=True, points=points,
                                    success_message=None, failure_message=None)
                           for name, points, _, _ in cases]
-            test_file = ExceptionTestFile(question, f"tests/{question}.py", test_cases, all_or_nothing=False)
-            test_file.test_case_results = [
+            case_results_out = [
                 TestCaseResult(test_case=tc, message=message, passed=passed)
                 for tc, (_, _, passed, message) in zip(test_cases, cases)
             ]
+            # The notebook's public checks stay visible to the student, worth 0 points:
+            # they ran in the kernel, which the notebook could have tampered with.
+            kernel_file = results.results.get(question)
+            public = [
+                TestCaseResult(test_case=replace(r.test_case, points=0), message=r.message, passed=r.passed)
+                for r in (kernel_file.test_case_results if kernel_file is not None else [])
+                if not r.test_case.hidden
+            ]
+            test_file = ExceptionTestFile(question, f"tests/{question}.py",
+                                          [r.test_case for r in public] + test_cases, all_or_nothing=False)
+            test_file.test_case_results = public + case_results_out
             merged[question] = test_file
-        ordered = {}
-        for name, test_file in results.results.items():
-            ordered[name] = merged.pop(name, test_file)
+        ordered = {name: merged.pop(name, test_file) for name, test_file in results.results.items()}
         ordered.update(merged)
-        results.results = ordered
+        results.results = dict(sorted(ordered.items(), key=lambda item: _natural_key(item[0])))
 
         if self.seed is not None:
             notes.insert(0, f"genai-hw: package functions graded with seed {self.seed} "

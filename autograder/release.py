@@ -144,32 +144,66 @@ def _solution_lines(solutions: Path) -> set[str]:
     return lines
 
 
-def scan_student_release(folder: Path, solutions: Path, case_names: list[str]) -> list[str]:
-    """Everything in a student release that must not be there (empty: clean)."""
+def _master_solution_lines(master: Path) -> set[str]:
+    """Lines of the master notebook's solution blocks (answers, rubrics)."""
+    lines: set[str] = set()
+    inside = False
+    for cell in json.loads(master.read_text(encoding="utf-8")).get("cells", []):
+        body = "".join(cell.get("source", ""))
+        if cell.get("cell_type") == "raw" and body.strip().startswith("# BEGIN SOLUTION"):
+            inside = True
+            continue
+        if cell.get("cell_type") == "raw" and body.strip().startswith("# END SOLUTION"):
+            inside = False
+            continue
+        for line in body.splitlines():
+            answer = line.split("# SOLUTION")[0].strip() if "# SOLUTION" in line else None
+            if inside and len(line.strip()) >= 8 and not line.strip().startswith(("#", "**SOLUTION")):
+                lines.add(line.strip())
+            elif answer and len(answer) >= 8:
+                lines.add(answer)
+    return lines
+
+
+def scan_student_release(folder: Path, solutions: Path, case_names: list[str], master: Path) -> list[str]:
+    """Everything in a student release that must not be there (empty: clean).
+
+    Python files must hold no line of a solution region; notebooks no line of
+    the master notebook's solution blocks, no hidden test and no solution
+    marker; nothing may name a hidden case or ship the reference or the cases.
+    """
     problems = []
-    solution_lines = _solution_lines(solutions)
+    package_lines = _solution_lines(solutions)
+    notebook_lines = _master_solution_lines(master)
     for path in sorted(folder.rglob("*")):
         if not path.is_file():
             continue
         rel = path.relative_to(folder).as_posix()
-        if path.name in ("hidden_cases.py", "manifest.json") or "reference" in path.parts or "genai_hw_grading" in path.parts:
+        if path.name in ("hidden_cases.py", "manifest.json") or {"reference", "genai_hw_grading"} & set(path.parts):
             problems.append(f"{rel}: grading file in the student release")
         if path.suffix not in (".py", ".ipynb", ".txt", ".md", ".json"):
             continue
         text = path.read_text(encoding="utf-8", errors="replace")
         if re.search(r"BEGIN SOLUTION|END SOLUTION|# SOLUTION", text):
             problems.append(f"{rel}: solution marker")
-        leaked = [line for line in solution_lines if line in text]
-        if leaked:
-            problems.append(f"{rel}: solution code ({leaked[0][:60]!r})")
+        if path.suffix == ".py":
+            code = {line.strip() for line in text.splitlines()}
+            leaked = sorted(package_lines & code)
+            if leaked:
+                problems.append(f"{rel}: solution code ({leaked[0][:60]!r})")
         if path.suffix == ".ipynb":
             nb = json.loads(text)
+            cell_lines = {line.strip() for cell in nb.get("cells", [])
+                          for line in "".join(cell.get("source", "")).splitlines()}
+            leaked = sorted(notebook_lines & cell_lines)
+            if leaked:
+                problems.append(f"{rel}: solution from the master notebook ({leaked[0][:60]!r})")
             for cell in nb.get("cells", []):
                 body = "".join(cell.get("source", ""))
-                if "hidden: true" in body or "BEGIN TEST CONFIG" in body and "hidden" in body:
+                if re.search(r"hidden:\s*true", body):
                     problems.append(f"{rel}: hidden test cell")
-            if re.search(r'"hidden":\s*true', json.dumps(nb.get("metadata", {}))):
-                problems.append(f"{rel}: hidden test in metadata")
+            if re.search(r'"hidden":\s*true|hidden=True', json.dumps(nb.get("metadata", {}))):
+                problems.append(f"{rel}: hidden test in the notebook's metadata")
         hits = [name for name in case_names if name in text]
         if hits:
             problems.append(f"{rel}: names hidden case {hits[0]}")
@@ -289,7 +323,7 @@ def release(root: Path, names: list[str] | None = None, out: Path | None = None,
             from .harness import load_cases
 
             case_names = [c.name for c in load_cases(homework.cases_file)]
-            problems = scan_student_release(student, root / "solutions" / PACKAGE, case_names)
+            problems = scan_student_release(student, root / "solutions" / PACKAGE, case_names, homework.master)
             if problems:
                 raise ReleaseError(f"{homework.name}: the student release leaks:\n  " + "\n  ".join(problems))
             ag_zip = build_autograder(root, homework, assign_out, questions, out / "autograder")

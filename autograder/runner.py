@@ -4,8 +4,8 @@ Started by :mod:`autograder.harness` as
 ``python -I genai_hw_runner.py JOB RESULTS PACKAGE_ROOT`` from a private
 folder that holds only this file, ``genai_hw_wire.py`` and a copy of the
 submitted ``genai_hw/`` taken before the notebook ran. It never sees the
-reference solutions. For every case of the job it writes one ``start`` line
-and one ``done`` line of JSON to RESULTS, so the harness knows which call hung
+reference solutions. For every case of the job it writes one ``start`` line,
+one ``call`` line before each call and one ``done`` line of JSON to RESULTS, so the harness knows which call hung
 or crashed when the process has to be killed. Whatever the submitted code
 prints goes to the process's stdout/stderr, which the harness discards.
 """
@@ -92,10 +92,12 @@ def main():
             info = _exception_info(err)
             record["import_error"] = f"{info['types'][0]}: {info['message']}"
         else:
-            for one_call in case["calls"]:
-                record["calls"].append(
-                    _run_call(function, wire, one_call, case["timeout"], case["check_mutation"])
-                )
+            for number, one_call in enumerate(case["calls"]):
+                out.write(json.dumps({"event": "call", "case": case["index"], "call": number}) + "\n")
+                outcome = _run_call(function, wire, one_call, case["timeout"], case["check_mutation"])
+                record["calls"].append(outcome)
+                if outcome["status"] == "timeout":
+                    break  # the case has failed; do not spend more time on it
         out.write(json.dumps(record, separators=(",", ":")) + "\n")
     out.close()
 

@@ -1,0 +1,76 @@
+"""Shared fixtures: the project root, planted-bug packages, and one real release."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = ROOT / "solutions" / "genai_hw"
+STUBS = ROOT / "genai_hw"
+HW01 = "hw01_ngrams"
+
+sys.path.insert(0, str(ROOT))
+
+
+def plant(tmp: Path, replacements: dict[str, list[tuple[str, str]]], name: str = "genai_hw") -> Path:
+    """A copy of the reference package with each ``old`` text replaced by ``new``.
+
+    Every ``old`` must occur exactly once, so a planted bug never silently misses.
+    """
+    dest = tmp / name
+    shutil.copytree(SOLUTIONS, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    for module, pairs in replacements.items():
+        path = dest / f"{module}.py"
+        text = path.read_text()
+        for old, new in pairs:
+            assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {module}.py"
+            text = text.replace(old, new)
+        path.write_text(text)
+    return dest
+
+
+# Natural mistakes, one per exercise; used by harness and otter tests.
+BUGS = {
+    "q2": ("ngrams", 're.sub(r"[^A-Z]+", " ", text.upper())', 're.sub(r"[^A-Z]", " ", text.upper())'),
+    "q6": ("ngrams", "symbols = sorted(distribution)", "symbols = list(distribution)"),
+    "q8": ("ngrams", "vocabulary = len(ALPHABET)", "vocabulary = 26"),
+}
+
+
+# The questions each bug breaks: generate (q7) calls the student's own sample_next (q6).
+BROKEN_BY = {"q2": {"q2"}, "q6": {"q6", "q7"}, "q8": {"q8"}}
+
+
+def planted_bugs(tmp: Path, questions: list[str]) -> Path:
+    replacements: dict[str, list[tuple[str, str]]] = {}
+    for q in questions:
+        module, old, new = BUGS[q]
+        replacements.setdefault(module, []).append((old, new))
+    return plant(tmp, replacements)
+
+
+@pytest.fixture(scope="session")
+def released(tmp_path_factory):
+    """One real ``genai-hw release`` of hw01 (otter assign + verification runs)."""
+    from autograder.release import release
+
+    out = tmp_path_factory.mktemp("dist")
+    messages: list[str] = []
+    zips = release(ROOT, [HW01], out, verify=True, log=messages.append)
+    return {"out": out, "zip": zips[0], "messages": messages,
+            "student": out / "student" / HW01, "notebook": out / "student" / HW01 / f"{HW01}.ipynb"}
+
+
+@pytest.fixture(scope="session")
+def solution_notebook(released, tmp_path_factory):
+    """The notebook with the reference answers (Otter's autograder copy)."""
+    from autograder.release import run_assign, find_homeworks
+
+    build = tmp_path_factory.mktemp("assign")
+    homework = find_homeworks(ROOT, [HW01])[0]
+    out = run_assign(ROOT, homework, build)
+    return out / "autograder" / f"{HW01}.ipynb"

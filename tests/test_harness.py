@@ -1,0 +1,121 @@
+"""The hidden-case harness: reference 100 %, stubs 0, bugs cost exactly their questions,
+and hostile code costs only its own cases."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from autograder.harness import PACKAGE_MISSING, grade_cases, load_cases, load_reference
+from conftest import BROKEN_BY, BUGS, HW01, ROOT, SOLUTIONS, STUBS, plant, planted_bugs
+
+CASES = load_cases(ROOT / "assignments" / HW01 / "hidden_cases.py")
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return load_reference(SOLUTIONS)
+
+
+def scores(results) -> dict[str, tuple[float, float]]:
+    out: dict[str, tuple[float, float]] = {}
+    for r in results:
+        got, possible = out.get(r.case.question, (0.0, 0.0))
+        out[r.case.question] = (got + (r.case.points if r.passed else 0), possible + r.case.points)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 987654321])
+def test_reference_passes_every_case(reference, seed):
+    results = grade_cases(CASES, SOLUTIONS, reference, seed)
+    failed = [(r.case.name, r.message) for r in results if not r.passed]
+    assert failed == []
+
+
+def test_stubs_fail_every_case_with_their_message(reference):
+    results = grade_cases(CASES, STUBS, reference, 5)
+    assert all(not r.passed for r in results)
+    assert all("NotImplementedError" in r.message and "is not written yet" in r.message for r in results)
+
+
+def test_missing_package_says_so(reference):
+    results = grade_cases(CASES, None, reference, 5)
+    assert all(r.message == PACKAGE_MISSING for r in results)
+
+
+@pytest.mark.parametrize("question", sorted(BUGS))
+def test_planted_bug_costs_exactly_its_question(reference, tmp_path, question):
+    package = planted_bugs(tmp_path, [question])
+    per_question = scores(grade_cases(CASES, package, reference, 11))
+    for q, (got, possible) in per_question.items():
+        if q in BROKEN_BY[question]:
+            assert got < possible, f"the bug in {question} went unnoticed in {q}"
+        else:
+            assert got == possible, f"{q} lost points for a bug in {question}"
+
+
+def test_same_seed_same_inputs_new_seed_new_inputs(reference):
+    from autograder.harness import case_seed
+
+    case = CASES[3]
+    first = case.inputs(case_seed(1, case))
+    assert [c.args for c in case.inputs(case_seed(1, case))] == [c.args for c in first]
+    assert [c.args for c in case.inputs(case_seed(2, case))] != [c.args for c in first]
+
+
+HOSTILE = {
+    # an infinite loop in one exercise
+    "loop": ("ngrams", "    return re.sub(r\"[^A-Z]+\", \" \", text.upper())",
+             "    while True:\n        pass"),
+    # an infinite loop that swallows the timeout
+    "stubborn": ("ngrams", "    return re.sub(r\"[^A-Z]+\", \" \", text.upper())",
+                 "    while True:\n        try:\n            while True:\n                pass\n        except BaseException:\n            pass"),
+    # kills its own process
+    "exit": ("ngrams", "    context_totals: Counter[str] = Counter()", "    import os\n    os._exit(3)"),
+    # returns an object that claims to equal anything
+    "liar": ("ngrams", "    words = list(words)",
+             "    class Liar(dict):\n        def __eq__(self, other):\n            return True\n    return Liar()"),
+    # tries to reach the reference and the grader's memory
+    "snoop": ("training", "    w, b = 0.0, 0.0",
+              "    import genai_hw_reference  # noqa: F401\n    w, b = 0.0, 0.0"),
+    # floods stdout
+    "noisy": ("ngrams", "    total = sum(followers.values())",
+              "    print('x' * 100000)\n    total = sum(followers.values())"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_hostile_code_costs_only_its_own_cases(reference, tmp_path, kind):
+    module, old, new = HOSTILE[kind]
+    package = plant(tmp_path, {module: [(old, new)]})
+    # Short per-call timeouts keep the test fast; the mechanism is the same.
+    from dataclasses import replace
+
+    cases = [replace(c, timeout=0.5) for c in CASES]
+    start = time.monotonic()
+    results = grade_cases(cases, package, reference, 3)
+    elapsed = time.monotonic() - start
+    broken = {"loop": "q2", "stubborn": "q2", "exit": "q8", "liar": "q4", "snoop": "q1", "noisy": None}[kind]
+    per_question = scores(results)
+    for q, (got, possible) in per_question.items():
+        if q == broken:
+            assert got == 0, f"{kind}: {q} should score 0"
+        else:
+            assert got == possible, f"{kind}: {q} lost points: {[r.message for r in results if r.case.question == q and not r.passed]}"
+    messages = " ".join(r.message for r in results if not r.passed)
+    if kind in ("loop", "stubborn"):
+        assert "did not finish" in messages and elapsed < 20
+    if kind == "exit":
+        assert "ended during this case" in messages
+    if kind == "snoop":
+        assert "ModuleNotFoundError" in messages
+
+
+def test_reference_is_loaded_under_its_own_name(reference):
+    import sys
+
+    assert reference.__name__ == "genai_hw_reference"
+    assert "genai_hw_reference.ngrams" in sys.modules
+    assert Path(sys.modules["genai_hw_reference.ngrams"].__file__).parent == SOLUTIONS

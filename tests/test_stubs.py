@@ -1,0 +1,112 @@
+"""The student package is exactly what the generator derives from the solutions."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import re
+
+import pytest
+
+from autograder import stubgen
+from conftest import ROOT, SOLUTIONS, STUBS
+
+
+def test_student_package_matches_generator():
+    stale = stubgen.stale_files(SOLUTIONS, STUBS)
+    assert stale == [], f"genai_hw/ is out of date (run `genai-hw stubs`): {stale}"
+
+
+def test_stub_replaces_region_with_question_message():
+    source = (
+        "def f(x):\n"
+        "    \"\"\"Doc.\"\"\"\n"
+        "    if x < 0:\n"
+        "        raise ValueError('x')\n"
+        "    # BEGIN SOLUTION hw03 q4b\n"
+        "    return x * 2\n"
+        "    # END SOLUTION\n"
+    )
+    stub = stubgen.stub_source(source, "topic")
+    assert "return x * 2" not in stub and "SOLUTION" not in stub
+    assert "raise ValueError('x')" in stub
+    assert "raise NotImplementedError('f() is not written yet: implement it in genai_hw/topic.py " \
+           "(homework 3, question q4b)')" in stub
+    ast.parse(stub)
+
+
+@pytest.mark.parametrize(
+    "source, problem",
+    [
+        ("def f():\n    # BEGIN SOLUTION hw01 q1\n    return 1\n", "never closed"),
+        ("def f():\n    return 1\n    # END SOLUTION\n", "without a BEGIN"),
+        ("# BEGIN SOLUTION hw01 q1\nX = 1\n# END SOLUTION\n", "inside a function"),
+        ("def f():\n    # BEGIN SOLUTION\n    return 1\n    # END SOLUTION\n", "malformed marker"),
+        ("def f():\n    pass\n    # BEGIN SOLUTION hw01 q1\n    # BEGIN SOLUTION hw01 q1\n    # END SOLUTION\n", "nested"),
+    ],
+)
+def test_bad_markers_are_refused(source, problem):
+    with pytest.raises(stubgen.StubError, match=problem):
+        stubgen.stub_source(source, "m")
+
+
+def _exercises():
+    """(module, function, question) for every solution region."""
+    found = []
+    for path in sorted(SOLUTIONS.glob("*.py")):
+        source = path.read_text()
+        for match in re.finditer(r"# BEGIN SOLUTION hw(\d+) (q\w+)", source):
+            line = source[: match.start()].count("\n") + 1
+            functions = [n for n in ast.walk(ast.parse(source))
+                         if isinstance(n, ast.FunctionDef) and n.lineno < line <= n.end_lineno]
+            found.append((path.stem, min(functions, key=lambda n: n.end_lineno - n.lineno).name, match[2]))
+    return found
+
+
+def test_every_exercise_has_a_region():
+    names = {(m, f) for m, f, _ in _exercises()}
+    assert {("training", "fit_line"), ("ngrams", "normalize"), ("ngrams", "char_ngram_counts"),
+            ("ngrams", "word_ngram_counts"), ("ngrams", "next_symbol_distribution"),
+            ("ngrams", "sample_next"), ("ngrams", "generate"), ("ngrams", "perplexity")} <= names
+
+
+@pytest.mark.parametrize("module, function, question", _exercises())
+def test_stub_raises_not_implemented_naming_question(module, function, question):
+    """Calling a stub with valid arguments fails loudly, naming its question."""
+    import numpy as np
+
+    stub_module = importlib.import_module(f"genai_hw.{module}")
+    assert stub_module.__file__.startswith(str(STUBS))
+    valid = {
+        "fit_line": (np.array([0.0, 1.0]), np.array([1.0, 3.0]), 0.5, 1),
+        "normalize": ("Call me Ishmael.",),
+        "char_ngram_counts": ("ABAB", 2),
+        "word_ngram_counts": (["A", "B"], 1),
+        "next_symbol_distribution": ({"AB": 1}, "A"),
+        "sample_next": ({"A": 1.0}, np.random.default_rng(0)),
+        "generate": ({"AB": 1}, "A", 2, np.random.default_rng(0)),
+        "perplexity": ({"AB": 1}, "AB", 2),
+    }
+    with pytest.raises(NotImplementedError, match=rf"{function}\(\).*question {question}\)"):
+        getattr(stub_module, function)(*valid[function])
+
+
+def test_solutions_import_their_own_package_relatively():
+    """The grader loads the reference under another name: absolute imports would escape it."""
+    for path in SOLUTIONS.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("genai_hw"):
+                pytest.fail(f"{path.name}: absolute import of {node.module}")
+            if isinstance(node, ast.Import) and any(a.name.startswith("genai_hw") for a in node.names):
+                pytest.fail(f"{path.name}: absolute import of genai_hw")
+
+
+def test_docstrings_survive_in_stubs():
+    for module in ("training", "ngrams"):
+        ref = importlib.import_module(f"genai_hw.{module}")
+        for name, function in inspect.getmembers(ref, inspect.isfunction):
+            if function.__module__ == ref.__name__ and not name.startswith("_"):
+                assert function.__doc__ and len(function.__doc__) > 40, f"{module}.{name} lacks a docstring"
+    assert (ROOT / "genai_hw" / "data" / "moby_dick.txt").is_file()

@@ -1,0 +1,58 @@
+"""What crosses from the student process is plain data, never a live object."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from autograder import wire
+from autograder.cases import approx, exact
+
+
+@pytest.mark.parametrize("value", [
+    None, True, 3, 2.5, "é后😀", [1, (2, "a")], {"a": 1.0}, Counter({("A", "B"): 2}),
+    {("THE", "WHITE"): 0.5}, {1, 2}, np.arange(6, dtype=np.int64).reshape(2, 3),
+    np.array([0.5, np.nan]), np.float64(1.5), np.int32(7), [float("inf"), -math.inf],
+])
+def test_round_trip_keeps_value_and_type(value):
+    back = wire.loads(wire.dumps(value))
+    assert type(back) is type(value)
+    if isinstance(value, np.ndarray):
+        assert back.dtype == value.dtype and np.array_equal(back, value, equal_nan=True)
+    else:
+        assert back == value
+
+
+class Liar:
+    def __eq__(self, other):
+        return True
+
+
+class SneakyStr(str):
+    def __eq__(self, other):
+        return True
+
+
+@pytest.mark.parametrize("value", [Liar(), SneakyStr("x"), np.array([Liar()], dtype=object), (lambda: 1)])
+def test_foreign_objects_arrive_as_unsupported_and_fail(value):
+    back = wire.loads(wire.dumps(value))
+    assert isinstance(back, wire.Unsupported)
+    assert exact("x", back) is not None
+
+
+def test_decoder_refuses_malformed_data():
+    for bad in ['{"t": "eval", "v": "1"}', '{"t": "dict", "v": [[1]]}', '[1, 2]', '{"t": "ndarray", "dtype": "O", "shape": [1], "v": [1]}']:
+        with pytest.raises(wire.WireError):
+            wire.loads(bad)
+
+
+def test_comparators_explain_what_differs():
+    assert "expected a collections.Counter" in exact(Counter({"A": 1}), {"A": 1})
+    assert "expected a tuple" in exact((1.0, 2.0), [1.0, 2.0])
+    assert "missing keys" in exact({"A": 0.5, "B": 0.5}, {"A": 1.0})
+    assert approx(1e-6)({"A": 0.5}, {"A": 0.5 + 1e-9}) is None
+    assert approx(1e-6)(1.0, True) is not None
+    assert exact(np.array([1, 2]), np.array([1, 2, 3])).startswith("expected shape")
