@@ -37,6 +37,8 @@ from typing import Any
 from otter.plugins import AbstractOtterPlugin
 
 GRADING_DIR = "genai_hw_grading"
+CELL_TIMEOUT = 120
+"""Seconds a notebook cell may run under the grader before it is interrupted."""
 SEED_ENV_VAR = "GENAI_HW_SEED"
 
 _SAFE_GLOBALS = {
@@ -67,6 +69,41 @@ class _SafePickle:
         return _ResultsUnpickler(file).load()
 
 
+def _harden_otter() -> None:
+    """Make Otter's notebook run survive what a notebook can do to it.
+
+    - The kernel's pickled results are read with an unpickler that builds only
+      Otter's result classes (a notebook could otherwise make Otter's own
+      process run code while loading them).
+    - A cell that runs past CELL_TIMEOUT is interrupted and counts as an error,
+      instead of hanging the grader.
+    - A kernel that dies (``os._exit`` in a cell, a crash, out of memory) ends
+      the run instead of raising out of Otter, which would leave no
+      results.json; the plugin then reports the notebook as failed and keeps
+      the package points.
+    """
+    import otter.execute
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from nbconvert.preprocessors import ExecutePreprocessor
+
+    otter.execute.pickle = _SafePickle
+    if getattr(ExecutePreprocessor.preprocess, "_genai_hw", False):
+        return
+    original = ExecutePreprocessor.preprocess
+
+    def preprocess(self, nb, resources=None, km=None):
+        self.timeout = CELL_TIMEOUT
+        self.interrupt_on_timeout = True
+        try:
+            return original(self, nb, resources, km)
+        except (DeadKernelError, CellTimeoutError, RuntimeError) as err:
+            nb.metadata["genai_hw_kernel_error"] = f"{type(err).__name__}: {str(err)[:300]}"
+            return nb, resources
+
+    preprocess._genai_hw = True
+    ExecutePreprocessor.preprocess = preprocess
+
+
 def _natural_key(name: str) -> list:
     """``q2`` sorts before ``q10``."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
@@ -89,9 +126,7 @@ class GenaiHwGrader(AbstractOtterPlugin):
     def before_execution(self, submission: Any) -> Any:
         os.environ["GENAI_HW_GRADING"] = "1"
         try:
-            import otter.execute
-
-            otter.execute.pickle = _SafePickle  # read the kernel's results safely
+            _harden_otter()
         except Exception:  # pragma: no cover - Otter's layout is pinned
             pass
         try:

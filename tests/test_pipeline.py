@@ -1,0 +1,168 @@
+"""The whole path, for real: otter assign -> release -> submissions graded by otter run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.release import make_submission, otter_run, scan_student_release, score_of
+from autograder.harness import load_cases
+from conftest import BROKEN_BY, HW01, ROOT, SOLUTIONS, STUBS, planted_bugs
+
+pytestmark = pytest.mark.slow
+PACKAGE_QUESTIONS = [f"q{i}" for i in range(1, 9)]
+
+
+def per_question(results: dict) -> dict[str, tuple[float, float]]:
+    return {t["name"]: (t["score"], t["max_score"]) for t in results["tests"] if "max_score" in t}
+
+
+def with_extra_cell(notebook: Path, source: str, dest: Path, position: int = 1) -> Path:
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells.insert(position, nbformat.v4.new_code_cell(source))
+    nbformat.write(nb, dest)
+    return dest
+
+
+def test_release_verified_reference_and_stubs(released):
+    messages = "\n".join(released["messages"])
+    assert "reference submission scores 20/20" in messages
+    assert "stubs submission scores 0/20" in messages
+    assert (released["out"] / "student" / f"{HW01}.zip").is_file()
+    with zipfile.ZipFile(released["zip"]) as zf:
+        names = zf.namelist()
+    assert "autograder/plugin.py" in names and "genai_hw_grading/hidden_cases.py" in names
+    assert f"genai_hw_grading/reference/genai_hw/ngrams.py" in names
+    config = json.loads(zipfile.ZipFile(released["zip"]).read("otter_config.json"))
+    assert "autograder.plugin.GenaiHwGrader" in config["plugins"]
+    env = zipfile.ZipFile(released["zip"]).read("environment.yml").decode()
+    assert "python=3.11" in env and "numpy==2.4.6" in env
+
+
+def test_student_release_has_no_solution_hidden_test_or_reference(released):
+    student = released["student"]
+    cases = [c.name for c in load_cases(ROOT / "assignments" / HW01 / "hidden_cases.py")]
+    master = ROOT / "assignments" / HW01 / f"{HW01}.ipynb"
+    assert scan_student_release(student, SOLUTIONS, cases, master) == []
+    files = {p.relative_to(student).as_posix() for p in student.rglob("*") if p.is_file()}
+    assert f"{HW01}.ipynb" in files and "genai_hw/ngrams.py" in files and "requirements.txt" in files
+    assert not any("hidden_cases" in f or "reference" in f for f in files)
+    with zipfile.ZipFile(released["out"] / "student" / f"{HW01}.zip") as zf:
+        assert {f"{HW01}/{f}" for f in files} == set(zf.namelist())
+
+
+def test_leak_scan_has_teeth(tmp_path):
+    """The scan flags the master notebook, the reference package and a hidden case name."""
+    cases = [c.name for c in load_cases(ROOT / "assignments" / HW01 / "hidden_cases.py")]
+    master = ROOT / "assignments" / HW01 / f"{HW01}.ipynb"
+    shutil.copy(master, tmp_path / master.name)
+    shutil.copytree(SOLUTIONS, tmp_path / "genai_hw")
+    (tmp_path / "notes.md").write_text(f"see {cases[0]}")
+    problems = "\n".join(scan_student_release(tmp_path, SOLUTIONS, cases, master))
+    assert "solution marker" in problems and "solution code" in problems
+    assert "hidden test" in problems and "names hidden case" in problems
+
+
+def test_planted_bugs_cost_exactly_the_questions_they_break(released, solution_notebook, tmp_path):
+    bugs = ["q2", "q6", "q8"]
+    submission = make_submission(solution_notebook, planted_bugs(tmp_path, bugs), tmp_path / "bugs.zip")
+    results = otter_run(released["zip"], submission, tmp_path / "out")
+    scores = per_question(results)
+    broken = set().union(*(BROKEN_BY[q] for q in bugs))
+    for q, (got, possible) in scores.items():
+        if q in broken:
+            assert got < possible, f"{q} should lose points"
+        else:
+            assert got == possible, f"{q} lost points: {got}/{possible}"
+    total, possible = score_of(results)
+    assert 0 < total < possible
+    assert any(0 < got < possible for q, (got, possible) in scores.items() if q in broken), "no partial credit"
+    q2 = next(t for t in results["tests"] if t["name"] == "q2")
+    assert "on input" in q2["output"] and "expected" in q2["output"] and "got" in q2["output"]
+    assert "re.sub" not in q2["output"]  # no reference code in messages
+
+
+def test_same_seed_replays_the_same_cases(released, solution_notebook, tmp_path):
+    submission = make_submission(solution_notebook, planted_bugs(tmp_path, ["q8"]), tmp_path / "bug.zip")
+    first = otter_run(released["zip"], submission, tmp_path / "a", seed=424242)
+    second = otter_run(released["zip"], submission, tmp_path / "b", seed=424242)
+    assert "GENAI_HW_SEED=424242" in first["output"]
+    q8 = [[t["output"] for t in r["tests"] if t["name"] == "q8"][0] for r in (first, second)]
+    assert q8[0] == q8[1] and "on input" in q8[0]
+
+
+def test_notebook_only_upload_gets_a_clear_message(released, solution_notebook, tmp_path):
+    notebook = shutil.copy(solution_notebook, tmp_path / f"{HW01}.ipynb")
+    results = otter_run(released["zip"], Path(notebook), tmp_path / "out")
+    assert "no genai_hw/ folder" in results["output"]
+    scores = per_question(results)
+    assert all(scores[q][0] == 0 for q in PACKAGE_QUESTIONS)
+    assert all("no genai_hw/ folder" in t["output"] for t in results["tests"] if t["name"] in PACKAGE_QUESTIONS)
+
+
+TAMPER = '''
+import os, pathlib, pickle, sys
+here = pathlib.Path.cwd()
+# 1. read the reference from the grader's files (it must be gone by now)
+leak = list(here.parent.glob("source/genai_hw_grading/reference/**/*.py"))
+pathlib.Path("/tmp/genai_hw_tamper_found_reference").write_text(str(len(leak)))
+# 2. overwrite the stubs on disk with working code
+(here / "genai_hw" / "ngrams.py").write_text({ngrams!r})
+(here / "genai_hw" / "training.py").write_text({training!r})
+# 3. make Otter's own process run code when it reads the results
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/genai_hw_tamper_pwned",))
+_dump = pickle.dump
+pickle.dump = lambda obj, f, *a, **k: _dump(Payload(), f)
+'''
+
+
+def test_notebook_cannot_tamper_with_package_grading(released, solution_notebook, tmp_path):
+    for marker in ("/tmp/genai_hw_tamper_pwned", "/tmp/genai_hw_tamper_found_reference"):
+        Path(marker).unlink(missing_ok=True)
+    source = TAMPER.format(ngrams=(SOLUTIONS / "ngrams.py").read_text(),
+                           training=(SOLUTIONS / "training.py").read_text())
+    notebook = with_extra_cell(solution_notebook, source, tmp_path / f"{HW01}.ipynb")
+    submission = make_submission(notebook, STUBS, tmp_path / "tamper.zip")
+    results = otter_run(released["zip"], submission, tmp_path / "out")
+    assert not Path("/tmp/genai_hw_tamper_pwned").exists(), "Otter's process ran the notebook's payload"
+    assert Path("/tmp/genai_hw_tamper_found_reference").read_text() == "0"
+    scores = per_question(results)
+    assert all(scores[q][0] == 0 for q in PACKAGE_QUESTIONS), scores
+    assert "could not be graded" in results["output"]
+
+
+def test_dying_kernel_still_gives_results(released, solution_notebook, tmp_path):
+    notebook = with_extra_cell(solution_notebook, "import os\nos._exit(1)", tmp_path / f"{HW01}.ipynb", position=5)
+    submission = make_submission(notebook, SOLUTIONS, tmp_path / "dies.zip")
+    results = otter_run(released["zip"], submission, tmp_path / "out")
+    scores = per_question(results)
+    assert all(scores[q][0] == scores[q][1] for q in PACKAGE_QUESTIONS), scores
+    assert scores["q10"][0] == 0
+    assert "could not be graded" in results["output"]
+
+
+def test_grade_command_table_and_csv(released, solution_notebook, tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    make_submission(solution_notebook, SOLUTIONS, subs / "alice.zip")
+    make_submission(released["notebook"], STUBS, subs / "bob.zip")
+    (subs / "carol.zip").write_bytes(b"this is not a zip file")
+    proc = subprocess.run([sys.executable, "-m", "autograder.cli", "grade", "--autograder", str(released["zip"]),
+                           str(subs), "--out", str(tmp_path / "grades")], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1, proc.stderr  # carol's broken upload is reported, not fatal
+    with open(tmp_path / "grades" / "grades.csv") as f:
+        rows = {row["submission"]: row for row in csv.DictReader(f)}
+    assert float(rows["alice.zip"]["score"]) == 20 and float(rows["alice.zip"]["q7"]) == 3
+    assert float(rows["bob.zip"]["score"]) == 0 and rows["bob.zip"]["seed"].isdigit()
+    assert rows["carol.zip"]["error"]
+    assert "alice.zip" in proc.stdout and "percent" in proc.stdout
