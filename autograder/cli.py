@@ -14,7 +14,9 @@ from .release import PACKAGE, ReleaseError, project_root, release
 def _release(args: argparse.Namespace) -> int:
     root = project_root(args.root)
     zips = release(root, args.homeworks or None, Path(args.out) if args.out else None, verify=not args.no_verify)
-    print(f"released {len(zips)} homework(s): student files in {(Path(args.out) if args.out else root / 'dist') / 'student'}")
+    out = Path(args.out) if args.out else root / "dist"
+    print(f"released {len(zips)} homework(s): student files in {out / 'student'}, "
+          f"autograder zips in {out / 'autograder'}")
     return 0
 
 

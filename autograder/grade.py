@@ -52,7 +52,8 @@ def grade(autograder_zip: Path, submissions: list[Path], out_dir: Path, seed: in
         error_lines = (results.get("error") or "").strip().splitlines()
         row["error"] = error_lines[-1][:200] if error_lines else ""
         rows.append(row)
-        log(f"graded {submission.name}: {row['score']:g}/{row['possible']:g}" + (f" ERROR {row['error']}" if row["error"] else ""))
+        problem = f" ERROR {row['error']}" if row["error"] else ""
+        log(f"graded {submission.name}: {row['score']:g}/{row['possible']:g}{problem}")
     return rows
 
 

@@ -166,7 +166,8 @@ class StudentProcess:
                         current = None
                 if finished:
                     if current is not None:
-                        broken = (current, f"the Python process running your code ended during this case (exit code {proc.returncode})")
+                        broken = (current, "the Python process running your code ended during this case "
+                                           f"(exit code {proc.returncode})")
                     break
                 if current is not None:
                     budget = by_index[current]["timeout"] + CALL_GRACE
@@ -213,7 +214,8 @@ def _judge(case: Case, one: Call, expected: dict[str, Any], got: dict[str, Any])
     if status != "ok":
         return f"{on}: no result came back"
     if expected["status"] == "raised":
-        return f"{on}: expected {expected['types'][0]} to be raised, but it returned {short(_safe_decode(got.get('value')))}"
+        returned = short(_safe_decode(got.get("value")))
+        return f"{on}: expected {expected['types'][0]} to be raised, but it returned {returned}"
     try:
         value = wire.decode(got.get("value"))
     except wire.WireError as err:
@@ -279,7 +281,8 @@ def grade_cases(
             continue
         if record.get("import_error"):
             module = case.function.rpartition(".")[0]
-            results.append(CaseResult(case, False, f"{case.what}: could not import genai_hw.{module}: {record['import_error']}"))
+            message = f"{case.what}: could not import genai_hw.{module}: {record['import_error']}"
+            results.append(CaseResult(case, False, message))
             continue
         got_calls = record.get("calls") or []
         problem = None

@@ -26,10 +26,10 @@ import io
 import json
 import os
 import pickle
+import re
 import secrets
 import shutil
 import traceback
-import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any

@@ -84,7 +84,8 @@ def requirements(root: Path, homework: Homework) -> list[str]:
     return lines
 
 
-def _otter(*args: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+def _otter(*args: str, cwd: Path | None = None, timeout: int = 600,
+           env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "otter", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env=env)
 
@@ -242,7 +243,8 @@ def build_autograder(root: Path, homework: Homework, assign_out: Path, questions
     dest.mkdir(parents=True, exist_ok=True)
     zip_path = dest / f"{homework.name}-autograder.zip"
     manifest = {"homework": homework.name, "questions": questions}
-    with zipfile.ZipFile(_otter_zip(homework, assign_out)) as src, zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as out:
+    with zipfile.ZipFile(_otter_zip(homework, assign_out)) as src, \
+            zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as out:
         for item in src.infolist():
             data = src.read(item.filename)
             if item.filename == "otter_config.json":

@@ -76,7 +76,10 @@ def stub_source(source: str, module: str) -> str:
             f"{function}() is not written yet: implement it in genai_hw/{module}.py "
             f"(homework {homework}, question {match['question']})"
         )
-        out.append(f"{match['indent']}raise NotImplementedError({message!r})\n")
+        indent = match["indent"]
+        head, tail = message.split(" (homework ")
+        out.append(f"{indent}raise NotImplementedError(\n{indent}    {head + ' '!r}\n"
+                   f"{indent}    {'(homework ' + tail!r}\n{indent})\n")
         region = None
     if region is not None:
         raise StubError(f"{module}.py line {region[0]}: '# BEGIN SOLUTION' is never closed")

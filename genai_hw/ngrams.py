@@ -62,7 +62,10 @@ def normalize(text: str) -> str:
     """
     if not isinstance(text, str):
         raise TypeError(f"normalize expects a str, got {type(text).__name__}")
-    raise NotImplementedError('normalize() is not written yet: implement it in genai_hw/ngrams.py (homework 1, question q2)')
+    raise NotImplementedError(
+        'normalize() is not written yet: implement it in genai_hw/ngrams.py '
+        '(homework 1, question q2)'
+    )
 
 
 def char_ngram_counts(text: str, n: int) -> Counter[str]:
@@ -83,7 +86,10 @@ def char_ngram_counts(text: str, n: int) -> Counter[str]:
         ValueError: if ``n`` is not a positive integer.
     """
     _check_n(n)
-    raise NotImplementedError('char_ngram_counts() is not written yet: implement it in genai_hw/ngrams.py (homework 1, question q3)')
+    raise NotImplementedError(
+        'char_ngram_counts() is not written yet: implement it in genai_hw/ngrams.py '
+        '(homework 1, question q3)'
+    )
 
 
 def word_ngram_counts(words: Sequence[str], n: int) -> Counter[tuple[str, ...]]:
@@ -106,7 +112,10 @@ def word_ngram_counts(words: Sequence[str], n: int) -> Counter[tuple[str, ...]]:
     if isinstance(words, str):
         raise TypeError("word_ngram_counts expects a list of words, not a str: pass text.split()")
     _check_n(n)
-    raise NotImplementedError('word_ngram_counts() is not written yet: implement it in genai_hw/ngrams.py (homework 1, question q4)')
+    raise NotImplementedError(
+        'word_ngram_counts() is not written yet: implement it in genai_hw/ngrams.py '
+        '(homework 1, question q4)'
+    )
 
 
 def next_symbol_distribution(
@@ -147,7 +156,10 @@ def next_symbol_distribution(
         raise ValueError(
             f"these counts hold {n}-grams, so the context must have {n - 1} symbols, got {len(context)}"
         )
-    raise NotImplementedError('next_symbol_distribution() is not written yet: implement it in genai_hw/ngrams.py (homework 1, question q5)')
+    raise NotImplementedError(
+        'next_symbol_distribution() is not written yet: implement it in genai_hw/ngrams.py '
+        '(homework 1, question q5)'
+    )
 
 
 def sample_next(distribution: Mapping[str, float], rng: np.random.Generator) -> str:
@@ -182,7 +194,10 @@ def sample_next(distribution: Mapping[str, float], rng: np.random.Generator) -> 
     total = sum(distribution.values())
     if not total > 0:
         raise ValueError("probabilities must have a positive sum")
-    raise NotImplementedError('sample_next() is not written yet: implement it in genai_hw/ngrams.py (homework 1, question q6)')
+    raise NotImplementedError(
+        'sample_next() is not written yet: implement it in genai_hw/ngrams.py '
+        '(homework 1, question q6)'
+    )
 
 
 def generate(
@@ -224,7 +239,10 @@ def generate(
     symbols: list[str] = prompt.split() if word_level else list(prompt)
     if len(symbols) < n - 1:
         raise ValueError(f"the prompt needs at least {n - 1} symbols for {n}-gram counts")
-    raise NotImplementedError('generate() is not written yet: implement it in genai_hw/ngrams.py (homework 1, question q7)')
+    raise NotImplementedError(
+        'generate() is not written yet: implement it in genai_hw/ngrams.py '
+        '(homework 1, question q7)'
+    )
     return " ".join(symbols) if word_level else "".join(symbols)
 
 
@@ -266,4 +284,7 @@ def perplexity(counts: Mapping[str, int], text: str, n: int, k: float = 1.0) -> 
         raise ValueError(f"text has symbols outside the 27-symbol alphabet: {sorted(outside)[:5]}; normalize it first")
     if counts and len(next(iter(counts))) != n:
         raise ValueError(f"counts hold {len(next(iter(counts)))}-grams but n = {n}")
-    raise NotImplementedError('perplexity() is not written yet: implement it in genai_hw/ngrams.py (homework 1, question q8)')
+    raise NotImplementedError(
+        'perplexity() is not written yet: implement it in genai_hw/ngrams.py '
+        '(homework 1, question q8)'
+    )

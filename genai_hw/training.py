@@ -56,4 +56,7 @@ def fit_line(
         )
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
-    raise NotImplementedError('fit_line() is not written yet: implement it in genai_hw/training.py (homework 1, question q1)')
+    raise NotImplementedError(
+        'fit_line() is not written yet: implement it in genai_hw/training.py '
+        '(homework 1, question q1)'
+    )

@@ -68,7 +68,7 @@ def released(tmp_path_factory):
 @pytest.fixture(scope="session")
 def solution_notebook(released, tmp_path_factory):
     """The notebook with the reference answers (Otter's autograder copy)."""
-    from autograder.release import run_assign, find_homeworks
+    from autograder.release import find_homeworks, run_assign
 
     build = tmp_path_factory.mktemp("assign")
     homework = find_homeworks(ROOT, [HW01])[0]

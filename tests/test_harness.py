@@ -71,7 +71,8 @@ HOSTILE = {
              "    while True:\n        pass"),
     # an infinite loop that swallows the timeout
     "stubborn": ("ngrams", "    return re.sub(r\"[^A-Z]+\", \" \", text.upper())",
-                 "    while True:\n        try:\n            while True:\n                pass\n        except BaseException:\n            pass"),
+                 "    while True:\n        try:\n            while True:\n                pass\n"
+                 "        except BaseException:\n            pass"),
     # kills its own process
     "exit": ("ngrams", "    context_totals: Counter[str] = Counter()", "    import os\n    os._exit(3)"),
     # returns an object that claims to equal anything
@@ -103,7 +104,8 @@ def test_hostile_code_costs_only_its_own_cases(reference, tmp_path, kind):
         if q == broken:
             assert got == 0, f"{kind}: {q} should score 0"
         else:
-            assert got == possible, f"{kind}: {q} lost points: {[r.message for r in results if r.case.question == q and not r.passed]}"
+            lost = [r.message for r in results if r.case.question == q and not r.passed]
+            assert got == possible, f"{kind}: {q} lost points: {lost}"
     messages = " ".join(r.message for r in results if not r.passed)
     if kind in ("loop", "stubborn"):
         assert "did not finish" in messages and elapsed < 20

@@ -13,8 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.release import make_submission, otter_run, scan_student_release, score_of
 from autograder.harness import load_cases
+from autograder.release import make_submission, otter_run, scan_student_release, score_of
 from conftest import BROKEN_BY, HW01, ROOT, SOLUTIONS, STUBS, planted_bugs
 
 pytestmark = pytest.mark.slow
@@ -40,7 +40,7 @@ def test_release_verified_reference_and_stubs(released):
     with zipfile.ZipFile(released["zip"]) as zf:
         names = zf.namelist()
     assert "autograder/plugin.py" in names and "genai_hw_grading/hidden_cases.py" in names
-    assert f"genai_hw_grading/reference/genai_hw/ngrams.py" in names
+    assert "genai_hw_grading/reference/genai_hw/ngrams.py" in names
     config = json.loads(zipfile.ZipFile(released["zip"]).read("otter_config.json"))
     assert "autograder.plugin.GenaiHwGrader" in config["plugins"]
     env = zipfile.ZipFile(released["zip"]).read("environment.yml").decode()

@@ -44,7 +44,9 @@ def test_foreign_objects_arrive_as_unsupported_and_fail(value):
 
 
 def test_decoder_refuses_malformed_data():
-    for bad in ['{"t": "eval", "v": "1"}', '{"t": "dict", "v": [[1]]}', '[1, 2]', '{"t": "ndarray", "dtype": "O", "shape": [1], "v": [1]}']:
+    bad_data = ['{"t": "eval", "v": "1"}', '{"t": "dict", "v": [[1]]}', '[1, 2]',
+                '{"t": "ndarray", "dtype": "O", "shape": [1], "v": [1]}']
+    for bad in bad_data:
         with pytest.raises(wire.WireError):
             wire.loads(bad)
 

@@ -1,0 +1,84 @@
+"""Grading time and peak memory of one hw01 submission vs a trivial Otter assignment.
+
+Budget (issue 2): grading one hw01 submission with ``otter run`` takes at most
+2x the time of grading a trivial one-question Otter assignment measured in the
+same run, with a peak of at most 768 MiB per process.
+
+    python bench/grading.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _util import measure, report  # noqa: E402
+
+from autograder.release import find_homeworks, make_submission, release, run_assign  # noqa: E402
+
+
+def trivial_assignment(tmp: Path) -> tuple[Path, Path]:
+    """A one-question Otter assignment (x = 2, test x == 2) and a correct submission."""
+    master = tmp / "trivial" / "trivial.ipynb"
+    master.parent.mkdir()
+    cells = [
+        nbformat.v4.new_raw_cell("# ASSIGNMENT CONFIG\nname: trivial\nexport_cell: false\ntests:\n  ok_format: false"),
+        nbformat.v4.new_raw_cell("# BEGIN QUESTION\nname: q1\npoints: 1"),
+        nbformat.v4.new_raw_cell("# BEGIN SOLUTION"),
+        nbformat.v4.new_code_cell("x = 2 # SOLUTION"),
+        nbformat.v4.new_raw_cell("# END SOLUTION"),
+        nbformat.v4.new_raw_cell("# BEGIN TESTS"),
+        nbformat.v4.new_code_cell("def test_x(x):\n    assert x == 2"),
+        nbformat.v4.new_raw_cell("# END TESTS"),
+        nbformat.v4.new_raw_cell("# END QUESTION"),
+    ]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, master)
+    out = tmp / "trivial_dist"
+    subprocess.run([sys.executable, "-m", "otter", "assign", "--no-pdfs", str(master), str(out)],
+                   check=True, capture_output=True)
+    return next((out / "autograder").glob("*.zip")), out / "autograder" / "trivial.ipynb"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        trivial_zip, trivial_nb = trivial_assignment(tmp)
+        hw_zip = release(ROOT, ["hw01_ngrams"], tmp / "dist", verify=False, log=lambda *_: None)[0]
+        homework = find_homeworks(ROOT, ["hw01_ngrams"])[0]
+        solution_nb = run_assign(ROOT, homework, tmp / "build") / "autograder" / "hw01_ngrams.ipynb"
+        hw_sub = make_submission(solution_nb, ROOT / "solutions" / "genai_hw", tmp / "hw01.zip")
+        runs = {"trivial": (trivial_zip, trivial_nb), "hw01": (hw_zip, hw_sub)}
+        times: dict[str, list[float]] = {k: [] for k in runs}
+        peaks: dict[str, float] = {k: 0.0 for k in runs}
+        for _ in range(args.repeat):
+            for label, (ag, sub) in runs.items():  # interleaved, so both see the same machine load
+                (tmp / f"out_{label}").mkdir(exist_ok=True)
+                seconds, peak, rc = measure([sys.executable, "-m", "otter", "run", "--no-logo", "-a", str(ag),
+                                             "-o", str(tmp / f"out_{label}"), str(sub)])
+                if rc != 0:
+                    raise SystemExit(f"otter run failed for {label}")
+                times[label].append(seconds)
+                peaks[label] = max(peaks[label], peak)
+        trivial, hw01 = statistics.median(times["trivial"]), statistics.median(times["hw01"])
+        report("grading", {"trivial_s": trivial, "hw01_s": hw01, "ratio": hw01 / trivial,
+                           "budget_ratio": 2.0, "trivial_peak_mib": peaks["trivial"],
+                           "hw01_peak_mib": peaks["hw01"], "budget_peak_mib": 768.0, "repeat": args.repeat})
+
+
+if __name__ == "__main__":
+    main()
