@@ -79,6 +79,10 @@ class Case:
             object.__setattr__(self, "compare", exact)
 
 
+def _is_tensor(value: Any) -> bool:
+    return type(value).__module__ == "torch" and type(value).__name__ in ("Tensor", "Parameter")
+
+
 def short(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -108,6 +112,12 @@ def _compare(expected: Any, got: Any, rtol: float, atol: float, where: str) -> s
     at = f" at {where}" if where else ""
     if isinstance(got, Unsupported):
         return f"returned a {got.type_name}{at}, expected a {_type_label(expected)}"
+    if _is_tensor(expected):
+        if not _is_tensor(got):
+            return f"expected a torch.Tensor{at}, got {_type_label(got)}"
+        if got.dtype != expected.dtype:
+            return f"expected dtype {expected.dtype}{at}, got {got.dtype}"
+        return _compare(expected.detach().cpu().numpy(), got.detach().cpu().numpy(), rtol, atol, where)
     if isinstance(expected, bool) or expected is None or isinstance(expected, str):
         if type(got) is not type(expected) or got != expected:
             return f"expected {short(expected)}{at}, got {short(got)}"

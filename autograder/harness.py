@@ -32,6 +32,7 @@ import numpy as np
 
 from . import wire
 from .cases import Call, Case, short
+from .runner import seed_globals
 
 REFERENCE_NAME = "genai_hw_reference"
 CALL_GRACE = 2.0
@@ -82,6 +83,7 @@ def _expected(reference: types.ModuleType, case: Case, one: Call) -> dict[str, A
     function = _reference_function(reference, case.function)
     args = wire.realize(wire.loads(wire.dumps(one.args)))
     kwargs = wire.realize(wire.loads(wire.dumps(one.kwargs)))
+    seed_globals()
     try:
         value = function(*args, **kwargs)
     except Exception as err:  # the reference raising is the expected outcome
@@ -133,6 +135,7 @@ class StudentProcess:
                 "OPENBLAS_NUM_THREADS": "1",
                 "MKL_NUM_THREADS": "1",
                 "GENAI_HW_GRADING": "1",
+                "GENAI_HW_DEVICE": _student_device(),
             }
             proc = subprocess.Popen(
                 [self.python, "-I", str(self.root / "genai_hw_runner.py"), str(job_path),
@@ -187,6 +190,13 @@ class StudentProcess:
                                              "broken": "the Python process running your code could not start"}
                 pending = []
         return records
+
+
+def _student_device() -> str:
+    """"cuda" when the reference uses torch and a GPU is visible: a GPU grader then
+    hands submitted functions CUDA tensors. Never imports torch for homeworks without it."""
+    torch = sys.modules.get("torch")
+    return "cuda" if torch is not None and torch.cuda.is_available() else "cpu"
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

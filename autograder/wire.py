@@ -96,6 +96,10 @@ def encode(value: Any, depth: int = 0) -> Any:
         flat = [float(x) if value.dtype.kind == "f" else x for x in value.ravel().tolist()]
         flat = [encode(x, depth + 1) for x in flat]
         return {"t": "ndarray", "dtype": value.dtype.str, "shape": list(value.shape), "v": flat}
+    if cls.__module__ == "torch" and cls.__name__ in ("Tensor", "Parameter"):
+        array = value.detach().cpu().numpy()
+        return {"t": "tensor", "dtype": str(value.dtype).removeprefix("torch."),
+                "device": value.device.type, "v": encode(array, depth + 1)}
     if isinstance(value, np.generic) and cls.__module__ == "numpy" and value.dtype.kind in _ARRAY_KINDS:
         return {"t": "npscalar", "dtype": value.dtype.str, "v": encode(value.item(), depth + 1)}
     return {"t": "unsupported", "type": _type_name(value), "repr": _short_repr(value)}
@@ -143,6 +147,16 @@ def decode(data: Any, depth: int = 0) -> Any:
         if dtype.kind not in _ARRAY_KINDS:
             raise WireError(f"scalar dtype {dtype} not allowed")
         return dtype.type(decode(data.get("v"), depth + 1))
+    if tag == "tensor":
+        import torch
+
+        array = decode(data.get("v"), depth + 1)
+        if not isinstance(array, np.ndarray):
+            raise WireError("malformed tensor")
+        dtype = getattr(torch, str(data.get("dtype")), None)
+        if not isinstance(dtype, torch.dtype):
+            raise WireError("unknown tensor dtype")
+        return torch.from_numpy(array.copy()).to(dtype=dtype, device=tensor_device())
     if tag == "unsupported":
         return Unsupported(str(data.get("type"))[:200], str(data.get("repr"))[:200])
     raise WireError(f"unknown tag {tag!r}")
@@ -152,6 +166,19 @@ def _list(value: Any) -> list:
     if type(value) is not list:
         raise WireError("expected a list")
     return value
+
+
+def tensor_device() -> str:
+    """Where decoded tensors go: the GPU in a process that asked for it, else the CPU.
+
+    The student process sets ``GENAI_HW_DEVICE=cuda`` when a GPU is visible, so
+    submitted functions get tensors where a GPU grader would put them; the
+    grader's own process compares on the CPU.
+    """
+    import os
+
+    device = os.environ.get("GENAI_HW_DEVICE", "cpu")
+    return device if device in ("cpu", "cuda") else "cpu"
 
 
 def realize(value: Any) -> Any:

@@ -58,3 +58,14 @@ def test_comparators_explain_what_differs():
     assert approx(1e-6)({"A": 0.5}, {"A": 0.5 + 1e-9}) is None
     assert approx(1e-6)(1.0, True) is not None
     assert exact(np.array([1, 2]), np.array([1, 2, 3])).startswith("expected shape")
+
+
+def test_tensors_cross_as_data_and_compare_by_value():
+    torch = pytest.importorskip("torch")
+    t = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    back = wire.loads(wire.dumps(t))
+    assert isinstance(back, torch.Tensor) and back.dtype == torch.float32 and torch.equal(back, t)
+    assert exact(t, back) is None
+    assert "expected dtype" in exact(t, back.double())
+    assert "expected a torch.Tensor" in exact(t, t.numpy())
+    assert approx(1e-5, 1e-6)(t, t + 1e-7) is None and approx(1e-5, 1e-6)(t, t + 1) is not None
