@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from conftest import SOLUTIONS
+from conftest import ROOT, SOLUTIONS
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +62,12 @@ def test_lecture_trigram_figures_that_reproduce(ref, book):
 def test_perplexity_falls_then_rises_with_n(ref, book):
     train, test = ref.data.split_text(book, 0.9)
     values = [ref.ngrams.perplexity(ref.ngrams.char_ngram_counts(train, n), test, n, k=0.1) for n in range(1, 7)]
-    assert int(np.argmin(values)) + 1 == 5, values
+    best = int(np.argmin(values)) + 1
+    assert best == 5, values
     assert values[0] < 27
+    # q10's hidden test holds this answer as a literal: it must be what the reference computes.
+    master = (ROOT / "assignments" / "hw01_ngrams" / "hw01_ngrams.ipynb").read_text()
+    assert f"assert best_n == {best}," in master.replace("\\n", "\n")
 
 
 def test_docstring_examples(ref):
