@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import types
 import zlib
@@ -101,8 +102,9 @@ def _snapshot_package(package_dir: Path, dest: Path) -> None:
 class StudentProcess:
     """Runs the cases of a job in isolated runner processes, restarting after a crash or hang."""
 
-    def __init__(self, package_dir: Path, python: str = sys.executable) -> None:
+    def __init__(self, package_dir: Path, python: str = sys.executable, data_dir: Path | None = None) -> None:
         self.python = python
+        self.data_dir = data_dir
         self.workdir = Path(tempfile.mkdtemp(prefix="genai_hw_grading_"))
         self.root = self.workdir / "pkg"
         self.root.mkdir()
@@ -114,7 +116,7 @@ class StudentProcess:
     def close(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def run(self, jobs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    def run(self, jobs: list[dict[str, Any]], forbid_gensim: bool = False) -> dict[int, dict[str, Any]]:
         """Return ``{case index: done record}``; broken cases get a synthetic record."""
         records: dict[int, dict[str, Any]] = {}
         pending = list(jobs)
@@ -123,7 +125,7 @@ class StudentProcess:
             attempt += 1
             job_path = self.workdir / f"job{attempt}.json"
             results_path = self.workdir / f"results{attempt}.jsonl"
-            job_path.write_text(json.dumps({"cases": pending}), encoding="utf-8")
+            job_path.write_text(json.dumps({"cases": pending, "forbid_gensim": forbid_gensim}), encoding="utf-8")
             results_path.touch()
             env = {
                 "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -136,6 +138,7 @@ class StudentProcess:
                 "MKL_NUM_THREADS": "1",
                 "GENAI_HW_GRADING": "1",
                 "GENAI_HW_DEVICE": _student_device(),
+                "GENAI_HW_DATA_DIR": str(self.data_dir or ""),
             }
             proc = subprocess.Popen(
                 [self.python, "-I", str(self.root / "genai_hw_runner.py"), str(job_path),
@@ -251,19 +254,27 @@ def grade_cases(
     reference: types.ModuleType,
     seed: int,
     python: str = sys.executable,
+    data_dir: Path | None = None,
 ) -> list[CaseResult]:
-    """Grade ``cases`` against the submitted package at ``package_dir`` (None: not uploaded)."""
+    """Grade ``cases`` against the submitted package at ``package_dir`` (None: not uploaded).
+
+    ``data_dir`` holds the data files that resource arguments (word vectors)
+    load, for both sides. The submitted code runs in its own process while
+    this one computes the expected outputs.
+    """
+    if data_dir is not None:
+        os.environ["GENAI_HW_DATA_DIR"] = str(data_dir)
     calls: dict[int, list[Call]] = {}
     expected: dict[int, list[dict[str, Any]]] = {}
     spec_errors: dict[int, str] = {}
     for index, case in enumerate(cases):
         try:
             calls[index] = case.inputs(case_seed(seed, case))
-            expected[index] = [_expected(reference, case, one) for one in calls[index]]
         except Exception as err:  # a bug in the spec must not cost the whole grade
             spec_errors[index] = f"internal grader error ({type(err).__name__}: {err}); please tell your instructor"
 
     records: dict[int, dict[str, Any]] = {}
+    worker = None
     if package_dir is not None and package_dir.is_dir():
         jobs = [
             {"index": index, "function": case.function, "timeout": case.timeout,
@@ -271,11 +282,28 @@ def grade_cases(
              "calls": [{"args": wire.encode(c.args), "kwargs": wire.encode(c.kwargs)} for c in calls[index]]}
             for index, case in enumerate(cases) if index in calls
         ]
-        student = StudentProcess(package_dir, python=python)
+        uses_vectors = any(isinstance(a, wire.WordVectorsSpec) for c in calls.values() for one in c
+                           for a in [*one.args, *one.kwargs.values()])
+        student = StudentProcess(package_dir, python=python, data_dir=data_dir)
+
+        def run_student() -> None:
+            try:
+                records.update(student.run(jobs, forbid_gensim=uses_vectors))
+            finally:
+                student.close()
+
+        worker = threading.Thread(target=run_student, daemon=True)
+        worker.start()
+
+    for index, case in enumerate(cases):
+        if index in spec_errors:
+            continue
         try:
-            records = student.run(jobs)
-        finally:
-            student.close()
+            expected[index] = [_expected(reference, case, one) for one in calls[index]]
+        except Exception as err:
+            spec_errors[index] = f"internal grader error ({type(err).__name__}: {err}); please tell your instructor"
+    if worker is not None:
+        worker.join()
 
     results = []
     for index, case in enumerate(cases):
@@ -308,9 +336,19 @@ def grade_cases(
     return results
 
 
-def load_cases(spec_path: Path) -> list[Case]:
-    """Load ``CASES`` from a homework's ``hidden_cases.py``."""
+def load_spec(spec_path: Path) -> types.ModuleType:
+    """Import a homework's ``hidden_cases.py``."""
     spec = importlib.util.spec_from_file_location(f"genai_hw_cases_{spec_path.parent.name}", spec_path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return list(module.CASES)
+    return module
+
+
+def load_cases(spec_path: Path) -> list[Case]:
+    """``CASES`` of a homework's ``hidden_cases.py``."""
+    return list(load_spec(spec_path).CASES)
+
+
+def data_files(spec_path: Path) -> list[str]:
+    """``DATA_FILES`` of a homework's ``hidden_cases.py``: files of ``genai_hw/data/`` the cases load."""
+    return list(getattr(load_spec(spec_path), "DATA_FILES", []))

@@ -147,7 +147,8 @@ class GenaiHwGrader(AbstractOtterPlugin):
         self.seed = int(os.environ.get(SEED_ENV_VAR) or secrets.randbelow(2**31))
         package = Path(self.submission_path).resolve().parent / "genai_hw"
         self.package_missing = not package.is_dir()
-        self.case_results = grade_cases(cases, package if package.is_dir() else None, reference, self.seed)
+        self.case_results = grade_cases(cases, package if package.is_dir() else None, reference, self.seed,
+                                        data_dir=grading / "data")
 
     def after_grading(self, results: Any) -> None:
         try:

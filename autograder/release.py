@@ -260,6 +260,10 @@ def build_autograder(root: Path, homework: Homework, assign_out: Path, questions
         out.writestr("genai_hw_grading/manifest.json", json.dumps(manifest, indent=2))
         out.write(homework.cases_file, "genai_hw_grading/hidden_cases.py")
         solutions = root / "solutions" / PACKAGE
+        from .harness import data_files
+
+        for name in data_files(homework.cases_file):
+            out.write(solutions / "data" / name, f"genai_hw_grading/data/{name}")
         for path in sorted(solutions.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
                 out.write(path, f"genai_hw_grading/reference/{PACKAGE}/{path.relative_to(solutions).as_posix()}")

@@ -54,6 +54,63 @@ class RngSpec:
         return f"np.random.default_rng({self.seed})"
 
 
+class WordVectorsSpec:
+    """A gensim ``KeyedVectors`` argument, carried as the name of its data file.
+
+    Each process loads the file once (from ``GENAI_HW_DATA_DIR``) and reuses
+    it for every case. In the student process the gensim methods that would
+    answer the exercises raise (see :func:`forbid_gensim_answers`).
+    """
+
+    def __init__(self, filename: str = "word2vec_bolukbasi_f16.npz") -> None:
+        self.filename = str(filename)
+
+    def __repr__(self) -> str:
+        return "word_vectors"
+
+
+FORBIDDEN_GENSIM = (
+    "most_similar", "most_similar_cosmul", "similar_by_vector", "similar_by_word", "similar_by_key",
+    "similarity", "n_similarity", "distance", "distances", "closer_than", "rank", "cosine_similarities",
+    "most_similar_to_given", "doesnt_match", "rank_by_centrality", "similarity_unseen_docs",
+)
+_loaded: dict[str, Any] = {}
+
+
+def forbid_gensim_answers() -> None:
+    """Make the gensim methods that answer the embedding exercises raise, in this process."""
+    from gensim.models import KeyedVectors
+
+    def forbidden(name: str):
+        def method(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError(f"KeyedVectors.{name} is off limits here: compute the answer yourself "
+                               "with numpy (word_vectors.vectors, word_vectors[word])")
+        return method
+
+    for name in FORBIDDEN_GENSIM:
+        if hasattr(KeyedVectors, name):
+            setattr(KeyedVectors, name, forbidden(name))
+
+
+def load_word_vectors(path: str) -> Any:
+    """Load a ``words``/``vectors`` npz (as written by scripts/derive_word2vec.py) as KeyedVectors."""
+    from gensim.models import KeyedVectors
+
+    if path not in _loaded:
+        with np.load(path) as data:
+            words = data["words"].tobytes().decode("utf-8").split("\n")
+            vectors = data["vectors"].astype(np.float32)
+        word_vectors = KeyedVectors(vector_size=vectors.shape[1])
+        word_vectors.add_vectors(words, vectors)
+        _loaded[path] = word_vectors
+    return _loaded[path]
+
+
+def is_resource(value: Any) -> bool:
+    """Arguments made afresh in each process (not data to compare for mutation)."""
+    return isinstance(value, (RngSpec, WordVectorsSpec))
+
+
 def _type_name(value: Any) -> str:
     cls = type(value)
     module = cls.__module__
@@ -90,6 +147,8 @@ def encode(value: Any, depth: int = 0) -> Any:
         return {"t": {dict: "dict", Counter: "Counter", OrderedDict: "dict"}[cls], "v": pairs}
     if cls is RngSpec:
         return {"t": "rng", "v": value.seed}
+    if cls is WordVectorsSpec:
+        return {"t": "kv", "v": value.filename}
     if cls is np.ndarray:
         if value.dtype.kind not in _ARRAY_KINDS:
             return {"t": "unsupported", "type": f"numpy.ndarray[{value.dtype}]", "repr": ""}
@@ -135,6 +194,8 @@ def decode(data: Any, depth: int = 0) -> Any:
         return result
     if tag == "rng":
         return RngSpec(int(data["v"]))
+    if tag == "kv":
+        return WordVectorsSpec(str(data["v"]))
     if tag == "ndarray":
         dtype = np.dtype(str(data.get("dtype")))
         if dtype.kind not in _ARRAY_KINDS:
@@ -185,6 +246,11 @@ def realize(value: Any) -> Any:
     """Replace every :class:`RngSpec` inside ``value`` by a fresh Generator."""
     if isinstance(value, RngSpec):
         return value.make()
+    if isinstance(value, WordVectorsSpec):
+        import os
+
+        name = os.path.basename(value.filename)
+        return load_word_vectors(os.path.join(os.environ.get("GENAI_HW_DATA_DIR", "."), name))
     if type(value) in (list, tuple):
         return type(value)(realize(v) for v in value)
     if type(value) is dict:

@@ -3,15 +3,24 @@
 - ``moby_dick.txt``: Project Gutenberg eBook #2701, "Moby Dick; Or, The
   Whale" by Herman Melville, public domain in the US. The file is kept exactly
   as Project Gutenberg distributes it; :func:`load_moby_dick` strips the
-  Gutenberg header and licence with code. Provenance: ``data/README.md``.
+  Gutenberg header and licence with code.
+- ``word2vec_bolukbasi_f16.npz``: the word2vec GoogleNews vectors (the
+  lecture's model) for the 26,423 words of Bolukbasi et al. 2016, 300
+  dimensions, unit-normalised, stored as float16 by
+  ``scripts/derive_word2vec.py``. :func:`load_word_vectors` returns them as a
+  gensim ``KeyedVectors``, so ``word_vectors["cow"]`` works as in the lecture.
+
+Provenance of both: ``data/README.md``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 MOBY_DICK_PATH = DATA_DIR / "moby_dick.txt"
+WORD_VECTORS_PATH = DATA_DIR / "word2vec_bolukbasi_f16.npz"
 
 _START_MARK = "*** START OF THE PROJECT GUTENBERG EBOOK"
 _END_MARK = "*** END OF THE PROJECT GUTENBERG EBOOK"
@@ -49,3 +58,21 @@ def split_text(text: str, train_fraction: float = 0.9) -> tuple[str, str]:
         raise ValueError(f"train_fraction must be between 0 and 1, got {train_fraction!r}")
     cut = int(len(text) * train_fraction)
     return text[:cut], text[cut:]
+
+
+def load_word_vectors(path: Path | str = WORD_VECTORS_PATH) -> Any:
+    """The word2vec vectors as a ``gensim.models.KeyedVectors`` (float32, unit length).
+
+    ``word_vectors = load_word_vectors(); word_vectors["cow"][:3]`` gives the
+    first three of the 300 numbers for "cow". Loads in well under a second;
+    load once and pass the object around.
+    """
+    import numpy as np
+    from gensim.models import KeyedVectors
+
+    with np.load(path) as data:
+        words = data["words"].tobytes().decode("utf-8").split("\n")
+        vectors = data["vectors"].astype(np.float32)
+    word_vectors = KeyedVectors(vector_size=vectors.shape[1])
+    word_vectors.add_vectors(words, vectors)
+    return word_vectors
