@@ -224,6 +224,8 @@ def _judge(case: Case, one: Call, expected: dict[str, Any], got: dict[str, Any])
             return f"{on}: expected {expected['types'][0]} to be raised, got {names[0]}: {got.get('message', '')}"
         where = f" ({got['where']})" if got.get("where") else ""
         return f"{on}: your function raised {names[0]}: {got.get('message', '')}{where}"
+    if status == "setup_error":
+        return f"{on}: internal grader error preparing the inputs ({got.get('message')}); please tell your instructor"
     if status != "ok":
         return f"{on}: no result came back"
     if expected["status"] == "raised":
@@ -263,6 +265,7 @@ def grade_cases(
     this one computes the expected outputs.
     """
     if data_dir is not None:
+        data_dir = Path(data_dir).resolve()
         os.environ["GENAI_HW_DATA_DIR"] = str(data_dir)
     calls: dict[int, list[Call]] = {}
     expected: dict[int, list[dict[str, Any]]] = {}

@@ -265,8 +265,10 @@ def build_autograder(root: Path, homework: Homework, assign_out: Path, questions
         for name in data_files(homework.cases_file):
             out.write(solutions / "data" / name, f"genai_hw_grading/data/{name}")
         for path in sorted(solutions.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                out.write(path, f"genai_hw_grading/reference/{PACKAGE}/{path.relative_to(solutions).as_posix()}")
+            rel = path.relative_to(solutions)
+            # The reference's code only: the data the cases load travels once, in genai_hw_grading/data/.
+            if path.is_file() and rel.parts[0] not in ("data", "__pycache__") and path.suffix != ".pyc":
+                out.write(path, f"genai_hw_grading/reference/{PACKAGE}/{rel.as_posix()}")
     return zip_path
 
 

@@ -55,13 +55,16 @@ def seed_globals(seed=0):
 
 
 def _run_call(function, wire, call, timeout, check_mutation):
-    args = wire.decode(call["args"])
-    kwargs = wire.decode(call["kwargs"])
-    before = None
-    if check_mutation:
-        before = [None if wire.is_resource(a) else wire.dumps(a) for a in args]
-    real_args = wire.realize(args)
-    real_kwargs = wire.realize(kwargs)
+    try:
+        args = wire.decode(call["args"])
+        kwargs = wire.decode(call["kwargs"])
+        before = None
+        if check_mutation:
+            before = [None if wire.is_resource(a) else wire.dumps(a) for a in args]
+        real_args = wire.realize(args)
+        real_kwargs = wire.realize(kwargs)
+    except Exception as err:  # the grader's side of the call failed, not the submitted code
+        return {"status": "setup_error", "message": f"{type(err).__name__}: {err}"[:300]}
     seed_globals()
     start = time.perf_counter()
     signal.setitimer(signal.ITIMER_REAL, timeout)

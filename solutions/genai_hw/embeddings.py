@@ -94,10 +94,10 @@ def nearest_words(
     if vector.shape != (word_vectors.vector_size,):
         raise ValueError(f"vector must have shape ({word_vectors.vector_size},), got {vector.shape}")
     # BEGIN SOLUTION hw02 q7
-    matrix = np.asarray(word_vectors.vectors, dtype=np.float64)
-    norms = np.linalg.norm(matrix, axis=1)
+    matrix = word_vectors.vectors  # V x D, float32: one product, no copy of the matrix
+    norms = np.linalg.norm(matrix, axis=1).astype(np.float64)
     norms[norms == 0] = 1.0
-    cosines = (matrix / norms[:, None]) @ _unit(vector)
+    cosines = (matrix @ _unit(vector).astype(matrix.dtype)).astype(np.float64) / norms
     excluded = {word_vectors.key_to_index[w] for w in exclude if w in word_vectors.key_to_index}
     order = np.argsort(-cosines, kind="stable")
     result = []
