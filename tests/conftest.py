@@ -53,16 +53,33 @@ def planted_bugs(tmp: Path, questions: list[str]) -> Path:
     return plant(tmp, replacements)
 
 
+HW02 = "hw02_tokens_embeddings"
+HOMEWORKS = [HW01, HW02]
+
+
 @pytest.fixture(scope="session")
-def released(tmp_path_factory):
-    """One real ``genai-hw release`` of hw01 (otter assign + verification runs)."""
+def release_of(tmp_path_factory):
+    """``release_of(hw)``: one real ``genai-hw release`` per homework and session
+    (otter assign, leak scan, and the reference/stub verification runs)."""
     from autograder.release import release
 
-    out = tmp_path_factory.mktemp("dist")
-    messages: list[str] = []
-    zips = release(ROOT, [HW01], out, verify=True, log=messages.append)
-    return {"out": out, "zip": zips[0], "messages": messages,
-            "student": out / "student" / HW01, "notebook": out / "student" / HW01 / f"{HW01}.ipynb"}
+    done: dict[str, dict] = {}
+
+    def get(hw: str) -> dict:
+        if hw not in done:
+            out = tmp_path_factory.mktemp(f"dist_{hw}")
+            messages: list[str] = []
+            zips = release(ROOT, [hw], out, verify=True, log=messages.append)
+            done[hw] = {"out": out, "zip": zips[0], "messages": messages, "hw": hw,
+                        "student": out / "student" / hw, "notebook": out / "student" / hw / f"{hw}.ipynb"}
+        return done[hw]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def released(release_of):
+    return release_of(HW01)
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +91,10 @@ def solution_notebook(released, tmp_path_factory):
     homework = find_homeworks(ROOT, [HW01])[0]
     out = run_assign(ROOT, homework, build)
     return out / "autograder" / f"{HW01}.ipynb"
+
+
+def package_questions(hw: str) -> list[str]:
+    from autograder.harness import load_cases
+
+    return sorted({c.question for c in load_cases(ROOT / "assignments" / hw / "hidden_cases.py")},
+                  key=lambda q: int(q[1:]))

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 from autograder.harness import grade_cases, load_cases, load_reference
-from conftest import ROOT, SOLUTIONS, STUBS, plant
+from conftest import HW02, ROOT, SOLUTIONS, STUBS, plant
 
-HW02 = "hw02_tokens_embeddings"
 CASES = load_cases(ROOT / "assignments" / HW02 / "hidden_cases.py")
 DATA = SOLUTIONS / "data"
 

@@ -15,7 +15,7 @@ import pytest
 
 from autograder.harness import load_cases
 from autograder.release import make_submission, otter_run, scan_student_release, score_of
-from conftest import BROKEN_BY, HW01, ROOT, SOLUTIONS, STUBS, planted_bugs
+from conftest import BROKEN_BY, HW01, HW02, ROOT, SOLUTIONS, STUBS, planted_bugs
 
 pytestmark = pytest.mark.slow
 PACKAGE_QUESTIONS = [f"q{i}" for i in range(1, 9)]
@@ -166,3 +166,18 @@ def test_grade_command_table_and_csv(released, solution_notebook, tmp_path):
     assert float(rows["bob.zip"]["score"]) == 0 and rows["bob.zip"]["seed"].isdigit()
     assert rows["carol.zip"]["error"]
     assert "alice.zip" in proc.stdout and "percent" in proc.stdout
+
+
+def test_hw02_release_verified_and_clean(release_of):
+    released = release_of(HW02)
+    messages = "\n".join(released["messages"])
+    assert "reference submission scores 27/27" in messages and "stubs submission scores 0/27" in messages
+    with zipfile.ZipFile(released["zip"]) as zf:
+        names = zf.namelist()
+        env = zf.read("environment.yml").decode()
+    assert "genai_hw_grading/data/word2vec_bolukbasi_f16.npz" in names
+    assert not any(n.startswith("genai_hw_grading/reference/genai_hw/data/") for n in names)
+    assert "gensim==4.4.0" in env
+    cases = [c.name for c in load_cases(ROOT / "assignments" / HW02 / "hidden_cases.py")]
+    master = ROOT / "assignments" / HW02 / f"{HW02}.ipynb"
+    assert scan_student_release(released["student"], SOLUTIONS, cases, master) == []
