@@ -141,9 +141,11 @@ class GenaiHwGrader(AbstractOtterPlugin):
         grading = self._grading_dir()
         manifest = json.loads((grading / "manifest.json").read_text(encoding="utf-8"))
         self.questions = manifest["questions"]
-        cases = load_cases(grading / "hidden_cases.py")
-        reference = load_reference(grading / "reference" / "genai_hw")
-        shutil.rmtree(grading / "reference", ignore_errors=True)
+        try:
+            cases = load_cases(grading / "hidden_cases.py")
+            reference = load_reference(grading / "reference" / "genai_hw")
+        finally:  # out of the notebook's reach, whatever happened
+            shutil.rmtree(grading / "reference", ignore_errors=True)
         self.seed = int(os.environ.get(SEED_ENV_VAR) or secrets.randbelow(2**31))
         package = Path(self.submission_path).resolve().parent / "genai_hw"
         self.package_missing = not package.is_dir()
