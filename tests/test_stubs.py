@@ -81,7 +81,10 @@ def test_every_exercise_has_a_region():
 def test_stub_raises_not_implemented_naming_question(module, function, question):
     """Calling a stub with valid arguments fails loudly, naming its question."""
     import numpy as np
+    from gensim.models import KeyedVectors
 
+    kv = KeyedVectors(vector_size=2)
+    kv.add_vectors(["a", "b", "c", "d"], np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, -1.0]]))
     stub_module = importlib.import_module(f"genai_hw.{module}")
     assert stub_module.__file__.startswith(str(STUBS))
     valid = {
@@ -93,6 +96,18 @@ def test_stub_raises_not_implemented_naming_question(module, function, question)
         "sample_next": ({"A": 1.0}, np.random.default_rng(0)),
         "generate": ({"AB": 1}, "A", 2, np.random.default_rng(0)),
         "perplexity": ({"AB": 1}, "AB", 2),
+        "pair_counts": ([1, 2],),
+        "merge": ([1, 2], (1, 2), 256),
+        "train_bpe": ("ab", 257),
+        "encode": ("ab", {}),
+        "decode": ([97], {}),
+        "cosine_similarity": ([1.0, 0.0], [0.0, 1.0]),
+        "nearest_words": (kv, np.array([1.0, 0.0])),
+        "analogy": (kv, "a", "b", "c"),
+        "one_hot": ([0], 1),
+        "embed": ([[1.0]], [0]),
+        "bias_projection": (kv, ["c"], ("a", "b")),
+        "document_embedding": (kv, "a b"),
     }
     with pytest.raises(NotImplementedError, match=rf"{function}\(\).*question {question}\)"):
         getattr(stub_module, function)(*valid[function])
