@@ -95,6 +95,8 @@ def main():
     sys.path.insert(0, package_root)
     import genai_hw_wire as wire
 
+    wire.STUDENT_SIDE = True
+
     with open(job_path, encoding="utf-8") as f:
         job = json.load(f)
     out = open(results_path, "a", encoding="utf-8", buffering=1)

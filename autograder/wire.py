@@ -92,18 +92,54 @@ def forbid_gensim_answers() -> None:
             setattr(KeyedVectors, name, forbidden(name))
 
 
-def load_word_vectors(path: str) -> Any:
-    """Load a ``words``/``vectors`` npz (as written by scripts/derive_word2vec.py) as KeyedVectors."""
-    from gensim.models import KeyedVectors
+STUDENT_SIDE = False
+"""True in the student process (set by the runner): it gets real gensim KeyedVectors."""
 
-    if path not in _loaded:
+
+class PlainVectors:
+    """The part of gensim's ``KeyedVectors`` that the reference uses, without importing gensim.
+
+    The grader's own process computes expected outputs with this (gensim's
+    import costs a second or two per grading run); submitted code always gets
+    real ``KeyedVectors``.
+    """
+
+    def __init__(self, words: list[str], vectors: np.ndarray) -> None:
+        self.index_to_key = words
+        self.key_to_index = {word: i for i, word in enumerate(words)}
+        self.vectors = vectors
+        self.vector_size = vectors.shape[1]
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.key_to_index
+
+    def __getitem__(self, word: str) -> np.ndarray:
+        return self.vectors[self.key_to_index[word]]
+
+    def __len__(self) -> int:
+        return len(self.index_to_key)
+
+
+def load_word_vectors(path: str, keyed: bool | None = None) -> Any:
+    """Load a ``words``/``vectors`` npz (as written by scripts/derive_word2vec.py), once per process.
+
+    ``keyed``: a gensim ``KeyedVectors`` (default in the student process) or a
+    :class:`PlainVectors` (default in the grader's process).
+    """
+    keyed = STUDENT_SIDE if keyed is None else keyed
+    if (path, keyed) not in _loaded:
         with np.load(path) as data:
             words = data["words"].tobytes().decode("utf-8").split("\n")
             vectors = data["vectors"].astype(np.float32)
-        word_vectors = KeyedVectors(vector_size=vectors.shape[1])
-        word_vectors.add_vectors(words, vectors)
-        _loaded[path] = word_vectors
-    return _loaded[path]
+        if keyed:
+            from gensim.models import KeyedVectors
+
+            word_vectors = KeyedVectors(vector_size=vectors.shape[1])
+            word_vectors.add_vectors(words, vectors)
+        else:
+            word_vectors = PlainVectors(words, vectors)
+        _loaded[(path, keyed)] = word_vectors
+    return _loaded[(path, keyed)]
 
 
 def is_resource(value: Any) -> bool:
