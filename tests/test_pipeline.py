@@ -171,7 +171,7 @@ def test_grade_command_table_and_csv(released, solution_notebook, tmp_path):
 def test_hw02_release_verified_and_clean(release_of):
     released = release_of(HW02)
     messages = "\n".join(released["messages"])
-    assert "reference submission scores 27/27" in messages and "stubs submission scores 0/27" in messages
+    assert "reference submission scores 25/25" in messages and "stubs submission scores 0/25" in messages
     with zipfile.ZipFile(released["zip"]) as zf:
         names = zf.namelist()
         env = zf.read("environment.yml").decode()
