@@ -12,10 +12,14 @@ runner is restarted after the case that broke it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import importlib.util
 import json
 import os
 import pkgutil
+import queue
+import secrets
 import shutil
 import signal
 import subprocess
@@ -37,6 +41,8 @@ from .runner import seed_globals
 
 REFERENCE_NAME = "genai_hw_reference"
 CALL_GRACE = 2.0
+READY_TIMEOUT = 60.0
+"""Seconds the runner may take to import the submitted package and load the word vectors."""
 """Seconds past a call's timeout before its process is killed (a loop that ignores the alarm)."""
 PACKAGE_MISSING = (
     "Your upload has no genai_hw/ folder, so none of your functions could be graded. "
@@ -100,11 +106,28 @@ def _snapshot_package(package_dir: Path, dest: Path) -> None:
 
 
 class StudentProcess:
-    """Runs the cases of a job in isolated runner processes, restarting after a crash or hang."""
+    """Runs the cases of a job in isolated runner processes (see :mod:`autograder.runner`).
 
-    def __init__(self, package_dir: Path, python: str = sys.executable, data_dir: Path | None = None) -> None:
+    :meth:`start` launches a runner and returns once it is ``ready`` (the
+    submitted package imported, resources loaded). :meth:`pump` collects its
+    signed result lines; a call that hangs past its timeout plus
+    ``CALL_GRACE`` gets the process group killed, and with ``restart`` a new
+    runner takes the remaining cases, so a broken case costs only itself.
+    """
+
+    def __init__(self, package_dir: Path, jobs: list[dict[str, Any]], python: str = sys.executable,
+                 data_dir: Path | None = None, forbid_gensim: bool = False,
+                 preload: list[Any] | None = None) -> None:
         self.python = python
         self.data_dir = data_dir
+        self.forbid_gensim = forbid_gensim
+        self.preload = preload or []
+        self.by_index = {job["index"]: job for job in jobs}
+        self.pending = list(jobs)
+        self.records: dict[int, dict[str, Any]] = {}
+        self.proc: subprocess.Popen | None = None
+        self.lines: queue.Queue = queue.Queue()
+        self.key = b""
         self.workdir = Path(tempfile.mkdtemp(prefix="genai_hw_grading_"))
         self.root = self.workdir / "pkg"
         self.root.mkdir()
@@ -114,85 +137,117 @@ class StudentProcess:
         shutil.copy(here / "wire.py", self.root / "genai_hw_wire.py")
 
     def close(self) -> None:
+        if self.proc is not None:
+            _kill_group(self.proc)
+            self.proc = None
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def run(self, jobs: list[dict[str, Any]], forbid_gensim: bool = False) -> dict[int, dict[str, Any]]:
-        """Return ``{case index: done record}``; broken cases get a synthetic record."""
-        records: dict[int, dict[str, Any]] = {}
-        pending = list(jobs)
-        attempt = 0
-        while pending:
-            attempt += 1
-            job_path = self.workdir / f"job{attempt}.json"
-            results_path = self.workdir / f"results{attempt}.jsonl"
-            job_path.write_text(json.dumps({"cases": pending, "forbid_gensim": forbid_gensim}), encoding="utf-8")
-            results_path.touch()
-            env = {
-                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                "HOME": str(self.workdir),
-                "LANG": "C.UTF-8",
-                "PYTHONHASHSEED": "0",
-                "PYTHONDONTWRITEBYTECODE": "1",
-                "OMP_NUM_THREADS": "1",
-                "OPENBLAS_NUM_THREADS": "1",
-                "MKL_NUM_THREADS": "1",
-                "GENAI_HW_GRADING": "1",
-                "GENAI_HW_DEVICE": _student_device(),
-                "GENAI_HW_DATA_DIR": str(self.data_dir or ""),
-            }
-            proc = subprocess.Popen(
-                [self.python, "-I", str(self.root / "genai_hw_runner.py"), str(job_path),
-                 str(results_path), str(self.root)],
-                cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-            )
-            by_index = {job["index"]: job for job in pending}
-            current, started = None, time.monotonic()
-            offset = 0
-            broken: tuple[int, str] | None = None
+    def _env(self) -> dict[str, str]:
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.workdir),
+            "LANG": "C.UTF-8",
+            "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "GENAI_HW_GRADING": "1",
+            "GENAI_HW_DEVICE": _student_device(),
+            "GENAI_HW_DATA_DIR": str(self.data_dir or ""),
+        }
+
+    def _read(self, proc: subprocess.Popen, lines: queue.Queue) -> None:
+        for raw in proc.stdout:
+            text, _, mac = raw.decode("utf-8", errors="replace").rstrip("\n").rpartition("\t")
+            expected = hmac.new(self.key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+            if hmac.compare_digest(mac, expected):
+                try:
+                    lines.put(json.loads(text))
+                except ValueError:
+                    pass
+        lines.put(None)  # end of output: the process has ended
+
+    def start(self, ready_timeout: float = READY_TIMEOUT) -> None:
+        """Launch a runner for the pending cases; return when it is ready (or gone)."""
+        self.key = secrets.token_bytes(32)
+        self.lines = queue.Queue()
+        self.proc = subprocess.Popen(
+            [self.python, "-I", str(self.root / "genai_hw_runner.py"), str(self.root)],
+            cwd=self.workdir, env=self._env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        header = {"key": self.key.hex(), "cases": self.pending, "forbid_gensim": self.forbid_gensim,
+                  "preload": [wire.encode(r) for r in self.preload]}
+        try:
+            self.proc.stdin.write(json.dumps(header).encode("utf-8") + b"\n")
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        threading.Thread(target=self._read, args=(self.proc, self.lines), daemon=True).start()
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            try:
+                event = self.lines.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if event is None or event.get("event") == "ready":
+                if event is None:
+                    self.lines.put(None)
+                return
+        _kill_group(self.proc)  # importing the package never finished
+        self.proc = None
+        for job in self.pending:
+            self.records[job["index"]] = {"event": "done", "case": job["index"],
+                                          "broken": f"importing your genai_hw package did not finish "
+                                                    f"within {ready_timeout:.0f} s"}
+        self.pending = []
+
+    def pump(self, restart: bool = True) -> None:
+        """Collect results until the runner ends; with ``restart``, until every case has a record."""
+        while self.pending:
+            if self.proc is None:
+                if not restart:
+                    return
+                self.start()
+                continue
+            current, started, broken = None, time.monotonic(), None
             while True:
-                finished = proc.poll() is not None
-                with open(results_path, encoding="utf-8") as f:
-                    f.seek(offset)
-                    chunk = f.read()
-                complete = chunk[: chunk.rfind("\n") + 1]
-                offset += len(complete.encode("utf-8"))
-                for line in complete.splitlines():
-                    try:
-                        event = json.loads(line)
-                        index = int(event["case"])
-                    except (ValueError, KeyError, TypeError):
-                        continue
-                    if index not in by_index or index in records:
-                        continue
-                    if event.get("event") in ("start", "call"):
-                        current, started = index, time.monotonic()
-                    elif event.get("event") == "done":
-                        records[index] = event
-                        current = None
-                if finished:
+                try:
+                    event = self.lines.get(timeout=0.05)
+                except queue.Empty:
+                    event = "wait"
+                if event is None:  # the process ended
+                    self.proc.wait()
                     if current is not None:
                         broken = (current, "the Python process running your code ended during this case "
-                                           f"(exit code {proc.returncode})")
+                                           f"(exit code {self.proc.returncode})")
                     break
+                if isinstance(event, dict):
+                    index = event.get("case")
+                    if index in self.by_index and index not in self.records:
+                        if event.get("event") in ("start", "call"):
+                            current, started = index, time.monotonic()
+                        elif event.get("event") == "done":
+                            self.records[index] = event
+                            current = None
                 if current is not None:
-                    budget = by_index[current]["timeout"] + CALL_GRACE
+                    budget = self.by_index[current]["timeout"] + CALL_GRACE
                     if time.monotonic() - started > budget:
                         broken = (current, f"did not finish within {budget:.0f} s (an infinite loop?)")
                         break
-                time.sleep(0.02)
-            _kill_group(proc)
+            _kill_group(self.proc)
+            self.proc = None
             if broken is not None:
-                records[broken[0]] = {"event": "done", "case": broken[0], "broken": broken[1]}
-            before = len(pending)
-            pending = [job for job in pending if job["index"] not in records]
-            if pending and len(pending) == before:
+                self.records[broken[0]] = {"event": "done", "case": broken[0], "broken": broken[1]}
+            before = len(self.pending)
+            self.pending = [job for job in self.pending if job["index"] not in self.records]
+            if self.pending and len(self.pending) == before:
                 # The process died before starting any case (for example at interpreter start).
-                for job in pending:
-                    records[job["index"]] = {"event": "done", "case": job["index"],
-                                             "broken": "the Python process running your code could not start"}
-                pending = []
-        return records
+                for job in self.pending:
+                    self.records[job["index"]] = {"event": "done", "case": job["index"],
+                                                  "broken": "the Python process running your code could not start"}
+                self.pending = []
 
 
 def _student_device() -> str:
@@ -250,6 +305,107 @@ def _safe_decode(data: Any) -> Any:
         return "<unreadable>"
 
 
+class GradingSession:
+    """One grading of a submission, in phases that fit around the notebook's run.
+
+    1. :meth:`start` (before the notebook runs): makes every case's inputs
+       from the seed and launches the isolated runner on the submitted
+       package; returns once the runner has imported the package.
+    2. :meth:`work` (may run in a thread while the notebook runs): collects
+       the runner's results and computes the expected outputs with the
+       reference. A runner that breaks is *not* restarted here, so no new
+       process is set up while the notebook could interfere.
+    3. :meth:`finish` (after the notebook): runs what is left in fresh
+       runners, compares, and returns one :class:`CaseResult` per case.
+    """
+
+    def __init__(self, cases: list[Case], package_dir: Path | None, reference: types.ModuleType, seed: int,
+                 python: str = sys.executable, data_dir: Path | None = None) -> None:
+        self.cases, self.reference, self.seed, self.python = cases, reference, seed, python
+        self.package_dir = package_dir if package_dir is not None and package_dir.is_dir() else None
+        self.data_dir = Path(data_dir).resolve() if data_dir is not None else None
+        if self.data_dir is not None:
+            os.environ["GENAI_HW_DATA_DIR"] = str(self.data_dir)
+        self.calls: dict[int, list[Call]] = {}
+        self.expected: dict[int, list[dict[str, Any]]] = {}
+        self.spec_errors: dict[int, str] = {}
+        self.student: StudentProcess | None = None
+        self.work_error: str | None = None
+
+    def start(self) -> None:
+        for index, case in enumerate(self.cases):
+            try:
+                self.calls[index] = case.inputs(case_seed(self.seed, case))
+            except Exception as err:  # a bug in the spec must not cost the whole grade
+                self.spec_errors[index] = _grader_error(err)
+        if self.package_dir is None:
+            return
+        jobs = [
+            {"index": index, "function": case.function, "timeout": case.timeout,
+             "check_mutation": case.check_mutation,
+             "calls": [{"args": wire.encode(c.args), "kwargs": wire.encode(c.kwargs)} for c in self.calls[index]]}
+            for index, case in enumerate(self.cases) if index in self.calls
+        ]
+        resources = {repr(a): a for c in self.calls.values() for one in c
+                     for a in [*one.args, *one.kwargs.values()] if isinstance(a, wire.WordVectorsSpec)}
+        self.student = StudentProcess(self.package_dir, jobs, python=self.python, data_dir=self.data_dir,
+                                      forbid_gensim=bool(resources), preload=list(resources.values()))
+        self.student.start()
+
+    def work(self) -> None:
+        try:
+            for index, case in enumerate(self.cases):
+                if index in self.spec_errors:
+                    continue
+                try:
+                    self.expected[index] = [_expected(self.reference, case, one) for one in self.calls[index]]
+                except Exception as err:
+                    self.spec_errors[index] = _grader_error(err)
+            if self.student is not None:
+                self.student.pump(restart=False)
+        except Exception as err:  # pragma: no cover - reported by finish()
+            self.work_error = _grader_error(err)
+
+    def finish(self) -> list[CaseResult]:
+        records: dict[int, dict[str, Any]] = {}
+        if self.student is not None:
+            try:
+                self.student.pump(restart=True)
+                records = self.student.records
+            finally:
+                self.student.close()
+        results = []
+        for index, case in enumerate(self.cases):
+            if index in self.spec_errors or index not in self.expected:
+                results.append(CaseResult(case, False, self.spec_errors.get(index) or self.work_error
+                                          or "internal grader error; please tell your instructor"))
+                continue
+            if self.package_dir is None:
+                results.append(CaseResult(case, False, PACKAGE_MISSING))
+                continue
+            results.append(self._judge_case(index, case, records.get(index, {"broken": "no result came back"})))
+        return results
+
+    def _judge_case(self, index: int, case: Case, record: dict[str, Any]) -> CaseResult:
+        calls, expected = self.calls[index], self.expected[index]
+        if "broken" in record:
+            return CaseResult(case, False, f"{case.what}: {record['broken']}")
+        if record.get("import_error"):
+            module = case.function.rpartition(".")[0]
+            return CaseResult(case, False, f"{case.what}: could not import genai_hw.{module}: {record['import_error']}")
+        got_calls = record.get("calls") or []
+        for i, one in enumerate(calls):
+            got = got_calls[i] if i < len(got_calls) and isinstance(got_calls[i], dict) else {}
+            problem = _judge(case, one, expected[i], got)
+            if problem:
+                return CaseResult(case, False, f"{case.what}: {problem}")
+        return CaseResult(case, True, f"{case.what}: passed ({len(calls)} inputs)")
+
+
+def _grader_error(err: Exception) -> str:
+    return f"internal grader error ({type(err).__name__}: {err}); please tell your instructor"
+
+
 def grade_cases(
     cases: list[Case],
     package_dir: Path | None,
@@ -258,85 +414,14 @@ def grade_cases(
     python: str = sys.executable,
     data_dir: Path | None = None,
 ) -> list[CaseResult]:
-    """Grade ``cases`` against the submitted package at ``package_dir`` (None: not uploaded).
+    """Grade ``cases`` against the submitted package at ``package_dir`` (None: not uploaded), in one go.
 
-    ``data_dir`` holds the data files that resource arguments (word vectors)
-    load, for both sides. The submitted code runs in its own process while
-    this one computes the expected outputs.
+    ``data_dir`` holds the data files that resource arguments (word vectors) load, for both sides.
     """
-    if data_dir is not None:
-        data_dir = Path(data_dir).resolve()
-        os.environ["GENAI_HW_DATA_DIR"] = str(data_dir)
-    calls: dict[int, list[Call]] = {}
-    expected: dict[int, list[dict[str, Any]]] = {}
-    spec_errors: dict[int, str] = {}
-    for index, case in enumerate(cases):
-        try:
-            calls[index] = case.inputs(case_seed(seed, case))
-        except Exception as err:  # a bug in the spec must not cost the whole grade
-            spec_errors[index] = f"internal grader error ({type(err).__name__}: {err}); please tell your instructor"
-
-    records: dict[int, dict[str, Any]] = {}
-    worker = None
-    if package_dir is not None and package_dir.is_dir():
-        jobs = [
-            {"index": index, "function": case.function, "timeout": case.timeout,
-             "check_mutation": case.check_mutation,
-             "calls": [{"args": wire.encode(c.args), "kwargs": wire.encode(c.kwargs)} for c in calls[index]]}
-            for index, case in enumerate(cases) if index in calls
-        ]
-        uses_vectors = any(isinstance(a, wire.WordVectorsSpec) for c in calls.values() for one in c
-                           for a in [*one.args, *one.kwargs.values()])
-        student = StudentProcess(package_dir, python=python, data_dir=data_dir)
-
-        def run_student() -> None:
-            try:
-                records.update(student.run(jobs, forbid_gensim=uses_vectors))
-            finally:
-                student.close()
-
-        worker = threading.Thread(target=run_student, daemon=True)
-        worker.start()
-
-    for index, case in enumerate(cases):
-        if index in spec_errors:
-            continue
-        try:
-            expected[index] = [_expected(reference, case, one) for one in calls[index]]
-        except Exception as err:
-            spec_errors[index] = f"internal grader error ({type(err).__name__}: {err}); please tell your instructor"
-    if worker is not None:
-        worker.join()
-
-    results = []
-    for index, case in enumerate(cases):
-        if index in spec_errors:
-            results.append(CaseResult(case, False, spec_errors[index]))
-            continue
-        if package_dir is None or not package_dir.is_dir():
-            results.append(CaseResult(case, False, PACKAGE_MISSING))
-            continue
-        record = records.get(index, {"broken": "no result came back"})
-        if "broken" in record:
-            results.append(CaseResult(case, False, f"{case.what}: {record['broken']}"))
-            continue
-        if record.get("import_error"):
-            module = case.function.rpartition(".")[0]
-            message = f"{case.what}: could not import genai_hw.{module}: {record['import_error']}"
-            results.append(CaseResult(case, False, message))
-            continue
-        got_calls = record.get("calls") or []
-        problem = None
-        for i, one in enumerate(calls[index]):
-            got = got_calls[i] if i < len(got_calls) and isinstance(got_calls[i], dict) else {}
-            problem = _judge(case, one, expected[index][i], got)
-            if problem:
-                break
-        if problem:
-            results.append(CaseResult(case, False, f"{case.what}: {problem}"))
-        else:
-            results.append(CaseResult(case, True, f"{case.what}: passed ({len(calls[index])} inputs)"))
-    return results
+    session = GradingSession(cases, package_dir, reference, seed, python=python, data_dir=data_dir)
+    session.start()
+    session.work()
+    return session.finish()
 
 
 def load_spec(spec_path: Path) -> types.ModuleType:

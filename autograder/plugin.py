@@ -7,12 +7,18 @@ This plugin does the package grading *before* the kernel starts:
 ``before_execution`` (in Otter's own process, no student code has run yet):
   loads the hidden cases and the reference from the autograder's
   ``genai_hw_grading/`` folder, deletes the reference from disk so the
-  notebook cannot read it, grades the submitted ``genai_hw/`` in an isolated
-  process (:mod:`autograder.harness`), and sets ``GENAI_HW_GRADING=1`` so the
-  notebook runs its cheap mode. It also makes Otter read the kernel's pickled
+  notebook cannot read it, and starts grading the submitted ``genai_hw/`` in
+  an isolated process (:mod:`autograder.harness`): the package is copied and
+  imported, and the process holds its results channel's key, before the
+  notebook starts. The cases then run, and the expected outputs are
+  computed in a thread of this process, while the notebook runs; expected
+  values never touch the disk. It sets ``GENAI_HW_GRADING=1`` so the notebook
+  runs its cheap mode. It also makes Otter read the kernel's pickled
   results with an unpickler that accepts only Otter's result classes.
 
-``after_grading``: replaces whatever the kernel reported for the package
+``after_grading``: finishes the package grading (a case that broke the
+  isolated process is rerun only now, after the notebook), replaces whatever
+  the kernel reported for the package
   questions with the plugin's results, and records the seed that replays them.
   If the notebook itself failed, the package points are kept and the notebook
   questions get 0 with the reason.
@@ -29,6 +35,7 @@ import pickle
 import re
 import secrets
 import shutil
+import threading
 import traceback
 from dataclasses import replace
 from pathlib import Path
@@ -119,6 +126,8 @@ class GenaiHwGrader(AbstractOtterPlugin):
         self.error: str | None = None
         self.questions: dict[str, Any] = {}
         self.package_missing = False
+        self.session = None
+        self.worker: threading.Thread | None = None
 
     def _grading_dir(self) -> Path:
         return Path(self.submission_path).resolve().parent.parent / "source" / GRADING_DIR
@@ -136,7 +145,7 @@ class GenaiHwGrader(AbstractOtterPlugin):
         return submission
 
     def _grade_package(self) -> None:
-        from .harness import grade_cases, load_cases, load_reference
+        from .harness import GradingSession, load_cases, load_reference
 
         grading = self._grading_dir()
         manifest = json.loads((grading / "manifest.json").read_text(encoding="utf-8"))
@@ -149,10 +158,18 @@ class GenaiHwGrader(AbstractOtterPlugin):
         self.seed = int(os.environ.get(SEED_ENV_VAR) or secrets.randbelow(2**31))
         package = Path(self.submission_path).resolve().parent / "genai_hw"
         self.package_missing = not package.is_dir()
-        self.case_results = grade_cases(cases, package if package.is_dir() else None, reference, self.seed,
-                                        data_dir=grading / "data")
+        self.session = GradingSession(cases, package, reference, self.seed, data_dir=grading / "data")
+        self.session.start()  # the submitted package is copied and imported before the notebook runs
+        self.worker = threading.Thread(target=self.session.work, daemon=True)
+        self.worker.start()  # results and expected outputs are gathered while the notebook runs
 
     def after_grading(self, results: Any) -> None:
+        try:
+            if self.session is not None:
+                self.worker.join()
+                self.case_results = self.session.finish()
+        except Exception:
+            self.error = (self.error or "") + traceback.format_exc(limit=5)
         try:
             self._merge(results)
         except Exception:

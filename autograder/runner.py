@@ -1,17 +1,26 @@
 """Runs submitted package functions in their own process (the student side).
 
-Started by :mod:`autograder.harness` as
-``python -I genai_hw_runner.py JOB RESULTS PACKAGE_ROOT`` from a private
-folder that holds only this file, ``genai_hw_wire.py`` and a copy of the
-submitted ``genai_hw/`` taken before the notebook ran. It never sees the
-reference solutions. For every case of the job it writes one ``start`` line,
-one ``call`` line before each call and one ``done`` line of JSON to RESULTS, so the harness knows which call hung
-or crashed when the process has to be killed. Whatever the submitted code
-prints goes to the process's stdout/stderr, which the harness discards.
+Started by :mod:`autograder.harness` as ``python -I genai_hw_runner.py
+PACKAGE_ROOT`` from a private folder that holds only this file,
+``genai_hw_wire.py`` and a copy of the submitted ``genai_hw/`` taken before
+the notebook ran. It never sees the reference solutions.
+
+Protocol: the harness writes one JSON line to stdin (the cases, the resources
+to preload, and a fresh HMAC key) and closes it. The runner moves its stdout
+pipe to a private descriptor and points fd 1 and 2 at /dev/null (whatever
+submitted code prints is discarded), imports every module of the package,
+preloads the resources, and writes ``ready``. Then, for each case, a
+``start`` line, a ``call`` line before each call, and a ``done`` line. Every
+line carries an HMAC of its JSON, so lines that anything else writes into the
+pipe are ignored; the key never touches the disk.
 """
 
+import hashlib
+import hmac
 import importlib
 import json
+import os
+import pkgutil
 import signal
 import sys
 import time
@@ -90,21 +99,46 @@ def _run_call(function, wire, call, timeout, check_mutation):
     return {"status": "ok", "value": encoded, "mutated": mutated, "seconds": seconds}
 
 
+def _emitter(key):
+    fd = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    out = os.fdopen(fd, "w", encoding="utf-8", buffering=1)
+
+    def emit(record):
+        text = json.dumps(record, separators=(",", ":"))
+        mac = hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+        out.write(f"{text}\t{mac}\n")
+
+    return emit
+
+
 def main():
-    job_path, results_path, package_root = sys.argv[1:4]
+    package_root = sys.argv[1]
+    job = json.loads(sys.stdin.readline())
+    emit = _emitter(bytes.fromhex(job.pop("key")))
     sys.path.insert(0, package_root)
     import genai_hw_wire as wire
 
     wire.STUDENT_SIDE = True
-
-    with open(job_path, encoding="utf-8") as f:
-        job = json.load(f)
-    out = open(results_path, "a", encoding="utf-8", buffering=1)
     signal.signal(signal.SIGALRM, _on_alarm)
     if job.get("forbid_gensim"):
         wire.forbid_gensim_answers()
+    # Import the whole package now, before the harness lets the notebook run.
+    for info in pkgutil.iter_modules([os.path.join(package_root, "genai_hw")]):
+        try:
+            importlib.import_module(f"genai_hw.{info.name}")
+        except BaseException:  # noqa: BLE001 - reported again by the cases that need the module
+            pass
+    for resource in job.get("preload", []):
+        try:
+            wire.realize(wire.decode(resource))
+        except Exception:  # noqa: BLE001 - reported by the calls that need it
+            pass
+    emit({"event": "ready"})
     for case in job["cases"]:
-        out.write(json.dumps({"event": "start", "case": case["index"]}) + "\n")
+        emit({"event": "start", "case": case["index"]})
         module_name, _, function_name = case["function"].rpartition(".")
         record = {"event": "done", "case": case["index"], "calls": []}
         try:
@@ -115,13 +149,12 @@ def main():
             record["import_error"] = f"{info['types'][0]}: {info['message']}"
         else:
             for number, one_call in enumerate(case["calls"]):
-                out.write(json.dumps({"event": "call", "case": case["index"], "call": number}) + "\n")
+                emit({"event": "call", "case": case["index"], "call": number})
                 outcome = _run_call(function, wire, one_call, case["timeout"], case["check_mutation"])
                 record["calls"].append(outcome)
                 if outcome["status"] == "timeout":
                     break  # the case has failed; do not spend more time on it
-        out.write(json.dumps(record, separators=(",", ":")) + "\n")
-    out.close()
+        emit(record)
 
 
 if __name__ == "__main__":

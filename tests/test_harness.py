@@ -81,6 +81,11 @@ HOSTILE = {
     # tries to reach the reference and the grader's memory
     "snoop": ("training", "    w, b = 0.0, 0.0",
               "    import genai_hw_reference  # noqa: F401\n    w, b = 0.0, 0.0"),
+    # forges a result for a later case (q8) on every descriptor, without the runner's key
+    "forger": ("ngrams", "    return re.sub(r\"[^A-Z]+\", \" \", text.upper())",
+               "    import os\n    for fd in range(1, 16):\n        try:\n"
+               "            os.write(fd, b'{\"event\":\"done\",\"case\":18,\"calls\":[]}\\t00\\n')\n"
+               "        except OSError:\n            pass\n    return re.sub(r\"[^A-Z]+\", \" \", text.upper())"),
     # floods stdout
     "noisy": ("ngrams", "    total = sum(followers.values())",
               "    print('x' * 100000)\n    total = sum(followers.values())"),
@@ -98,7 +103,8 @@ def test_hostile_code_costs_only_its_own_cases(reference, tmp_path, kind):
     start = time.monotonic()
     results = grade_cases(cases, package, reference, 3)
     elapsed = time.monotonic() - start
-    broken = {"loop": "q2", "stubborn": "q2", "exit": "q8", "liar": "q4", "snoop": "q1", "noisy": None}[kind]
+    broken = {"loop": "q2", "stubborn": "q2", "exit": "q8", "liar": "q4", "snoop": "q1",
+              "noisy": None, "forger": None}[kind]
     per_question = scores(results)
     for q, (got, possible) in per_question.items():
         if q == broken:
