@@ -212,11 +212,19 @@ class StudentProcess:
                 self.start()
                 continue
             current, started, broken = None, time.monotonic(), None
+            heard = time.monotonic()
             while True:
                 try:
                     event = self.lines.get(timeout=0.05)
+                    heard = time.monotonic()
                 except queue.Empty:
                     event = "wait"
+                    if current is None and time.monotonic() - heard > READY_TIMEOUT:
+                        # Silent between cases (set-up or exit hung): the next case pays for it.
+                        waiting = next(j["index"] for j in self.pending if j["index"] not in self.records)
+                        broken = (waiting, f"the Python process running your code stopped responding "
+                                           f"for {READY_TIMEOUT:.0f} s")
+                        break
                 if event is None:  # the process ended
                     self.proc.wait()
                     if current is not None:
