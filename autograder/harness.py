@@ -221,9 +221,10 @@ class StudentProcess:
                     event = "wait"
                     if current is None and time.monotonic() - heard > READY_TIMEOUT:
                         # Silent between cases (set-up or exit hung): the next case pays for it.
-                        waiting = next(j["index"] for j in self.pending if j["index"] not in self.records)
-                        broken = (waiting, f"the Python process running your code stopped responding "
-                                           f"for {READY_TIMEOUT:.0f} s")
+                        waiting = next((j["index"] for j in self.pending if j["index"] not in self.records), None)
+                        if waiting is not None:
+                            broken = (waiting, f"the Python process running your code stopped responding "
+                                               f"for {READY_TIMEOUT:.0f} s")
                         break
                 if event is None:  # the process ended
                     self.proc.wait()
