@@ -26,7 +26,20 @@ TEXT_ALPHABETS = ["ab ", "abc d", "the cat sat on a mat", "aé後后😀 ", "xyz
 WHO = 'Who\'d use "后" vs. "後"?'
 
 
+def _merge_ids(ids: list, pair: tuple, new_id: int) -> list:
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
 def _naive_train(text: str, vocab_size: int) -> dict:
+    """The docstring's training loop, written independently of the reference."""
     ids, merges = list(text.encode("utf-8")), {}
     for new_id in range(256, vocab_size):
         counts: dict = {}
@@ -36,15 +49,7 @@ def _naive_train(text: str, vocab_size: int) -> dict:
             break
         pair = max(counts, key=counts.get)
         merges[pair] = new_id
-        out, i = [], 0
-        while i < len(ids):
-            if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
-                out.append(new_id)
-                i += 2
-            else:
-                out.append(ids[i])
-                i += 1
-        ids = out
+        ids = _merge_ids(ids, pair, new_id)
     return merges
 
 
@@ -112,15 +117,7 @@ def encode_random(rng):
 def _naive_encode(text, merges):
     ids = list(text.encode("utf-8"))
     for pair, new_id in merges.items():
-        out, i = [], 0
-        while i < len(ids):
-            if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
-                out.append(new_id)
-                i += 2
-            else:
-                out.append(ids[i])
-                i += 1
-        ids = out
+        ids = _merge_ids(ids, pair, new_id)
     return ids
 
 
