@@ -1,10 +1,12 @@
 """The trusted side of hidden-test grading.
 
-:func:`grade_cases` makes each case's inputs from the run's seed, computes the
-expected outputs with the reference package (loaded in this process, under
-another module name), runs the submitted package in a separate isolated
-process (:mod:`autograder.runner`), and compares. Submitted code never runs
-in this process, and what it returns arrives as plain data (:mod:`autograder.wire`).
+:class:`GradingSession` (and :func:`grade_cases`, all its phases in one go)
+makes each case's inputs from the run's seed, computes the expected outputs
+with the reference package (loaded in this process, under another module
+name), runs the submitted package in a separate isolated process
+(:mod:`autograder.runner`), and compares. Submitted code never runs in this
+process, and what it returns arrives as plain data (:mod:`autograder.wire`)
+over a pipe whose lines are signed with a per-run key.
 
 A call that raises, hangs or kills its process costs that case only: the
 runner is restarted after the case that broke it.
@@ -41,9 +43,9 @@ from .runner import seed_globals
 
 REFERENCE_NAME = "genai_hw_reference"
 CALL_GRACE = 2.0
-READY_TIMEOUT = 60.0
-"""Seconds the runner may take to import the submitted package and load the word vectors."""
 """Seconds past a call's timeout before its process is killed (a loop that ignores the alarm)."""
+READY_TIMEOUT = 60.0
+"""Seconds the runner may take to import the submitted package, or stay silent between cases."""
 PACKAGE_MISSING = (
     "Your upload has no genai_hw/ folder, so none of your functions could be graded. "
     "Upload the zip that the notebook's last cell makes (it holds the notebook and genai_hw/), "
