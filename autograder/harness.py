@@ -447,7 +447,3 @@ def load_cases(spec_path: Path) -> list[Case]:
     """``CASES`` of a homework's ``hidden_cases.py``."""
     return list(load_spec(spec_path).CASES)
 
-
-def data_files(spec_path: Path) -> list[str]:
-    """``DATA_FILES`` of a homework's ``hidden_cases.py``: files of ``genai_hw/data/`` the cases load."""
-    return list(getattr(load_spec(spec_path), "DATA_FILES", []))

@@ -109,11 +109,8 @@ def question_points(tests_dir: Path) -> dict[str, float]:
     return {p.stem: ExceptionTestFile.from_file(str(p)).possible for p in sorted(tests_dir.glob("*.py"))}
 
 
-def check_points(homework: Homework, tests_dir: Path) -> dict[str, float]:
+def check_points(homework: Homework, cases: list, tests_dir: Path) -> dict[str, float]:
     """The package questions and their points; raise if notebook and cases disagree."""
-    from .harness import load_cases
-
-    cases = load_cases(homework.cases_file)
     spec: dict[str, float] = {}
     for case in cases:
         spec[case.question] = spec.get(case.question, 0) + case.points
@@ -238,7 +235,8 @@ def _otter_zip(homework: Homework, assign_out: Path) -> Path:
     return otter_zips[-1]
 
 
-def build_autograder(root: Path, homework: Homework, assign_out: Path, questions: dict[str, float], dest: Path) -> Path:
+def build_autograder(root: Path, homework: Homework, assign_out: Path, questions: dict[str, float],
+                     data_files: list[str], dest: Path) -> Path:
     """Otter's autograder zip, plus the plugin, the hidden cases and the reference."""
     dest.mkdir(parents=True, exist_ok=True)
     zip_path = dest / f"{homework.name}-autograder.zip"
@@ -260,9 +258,7 @@ def build_autograder(root: Path, homework: Homework, assign_out: Path, questions
         out.writestr("genai_hw_grading/manifest.json", json.dumps(manifest, indent=2))
         out.write(homework.cases_file, "genai_hw_grading/hidden_cases.py")
         solutions = root / "solutions" / PACKAGE
-        from .harness import data_files
-
-        for name in data_files(homework.cases_file):
+        for name in data_files:
             out.write(solutions / "data" / name, f"genai_hw_grading/data/{name}")
         for path in sorted(solutions.rglob("*")):
             rel = path.relative_to(solutions)
@@ -326,15 +322,18 @@ def release(root: Path, names: list[str] | None = None, out: Path | None = None,
             otter_zip = _otter_zip(homework, assign_out)
             with zipfile.ZipFile(otter_zip) as zf:
                 zf.extractall(build / "otter_zip")
-            questions = check_points(homework, build / "otter_zip" / "tests")
-            student = build_student(root, homework, assign_out, out / "student")
-            from .harness import load_cases
+            from .harness import load_spec
 
-            case_names = [c.name for c in load_cases(homework.cases_file)]
+            spec = load_spec(homework.cases_file)
+            cases = list(spec.CASES)
+            questions = check_points(homework, cases, build / "otter_zip" / "tests")
+            student = build_student(root, homework, assign_out, out / "student")
+            case_names = [c.name for c in cases]
             problems = scan_student_release(student, root / "solutions" / PACKAGE, case_names, homework.master)
             if problems:
                 raise ReleaseError(f"{homework.name}: the student release leaks:\n  " + "\n  ".join(problems))
-            ag_zip = build_autograder(root, homework, assign_out, questions, out / "autograder")
+            ag_zip = build_autograder(root, homework, assign_out, questions, list(getattr(spec, "DATA_FILES", [])),
+                                      out / "autograder")
             log(f"{homework.name}: student release {student}, autograder {ag_zip}")
             if verify:
                 solution_nb = assign_out / "autograder" / homework.master.name
