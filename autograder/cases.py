@@ -84,8 +84,23 @@ def _is_tensor(value: Any) -> bool:
 
 
 def short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception as err:  # noqa: BLE001 - e.g. an int too long to print
+        text = f"<{type(value).__name__} that cannot be shown: {type(err).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _as_float(value: Any) -> float:
+    """``float(value)``; an integer too large for a float is +-inf (so it compares as different)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _type_label(value: Any) -> str:
@@ -125,7 +140,9 @@ def _compare(expected: Any, got: Any, rtol: float, atol: float, where: str) -> s
     if isinstance(expected, (int, float, np.integer, np.floating)):
         if isinstance(got, (bool, str)) or not isinstance(got, (int, float, np.integer, np.floating)):
             return f"expected a number {short(expected)}{at}, got {_type_label(got)} {short(got)}"
-        e, g = float(expected), float(got)
+        if _is_integer(expected) and _is_integer(got) and int(expected) == int(got):
+            return None
+        e, g = _as_float(expected), _as_float(got)
         if math.isnan(e) and math.isnan(g):
             return None
         if e == g or (math.isfinite(e) and math.isfinite(g) and abs(e - g) <= atol + rtol * abs(e)):

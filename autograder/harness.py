@@ -14,6 +14,7 @@ runner is restarted after the case that broke it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import importlib.util
@@ -26,7 +27,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import types
@@ -40,12 +40,17 @@ import numpy as np
 from . import wire
 from .cases import Call, Case, short
 from .runner import seed_globals
+from .sandbox import Sandbox, copy_tree
 
 REFERENCE_NAME = "genai_hw_reference"
 CALL_GRACE = 2.0
 """Seconds past a call's timeout before its process is killed (a loop that ignores the alarm)."""
 READY_TIMEOUT = 60.0
 """Seconds the runner may take to import the submitted package, or stay silent between cases."""
+PACKAGE_LIMIT = float(os.environ.get("GENAI_HW_PACKAGE_LIMIT", "210"))
+"""Seconds for all package cases of one grading, reruns included (wall clock, from the start)."""
+OUT_OF_TIME = (f"not run: grading your package ran out of time (all cases together may take "
+               f"{PACKAGE_LIMIT:.0f} s; earlier cases hung or were slow)")
 PACKAGE_MISSING = (
     "Your upload has no genai_hw/ folder, so none of your functions could be graded. "
     "Upload the zip that the notebook's last cell makes (it holds the notebook and genai_hw/), "
@@ -100,28 +105,25 @@ def _expected(reference: types.ModuleType, case: Case, one: Call) -> dict[str, A
     return {"status": "ok", "value": wire.loads(wire.dumps(value))}
 
 
-def _snapshot_package(package_dir: Path, dest: Path) -> None:
-    """Copy the submitted package's Python files and data, nothing executable else."""
-    shutil.copytree(
-        package_dir, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", "*.pyd")
-    )
-
-
 class StudentProcess:
     """Runs the cases of a job in isolated runner processes (see :mod:`autograder.runner`).
 
-    :meth:`start` launches a runner and returns once it is ``ready`` (the
-    submitted package imported, resources loaded). :meth:`pump` collects its
-    signed result lines; a call that hangs past its timeout plus
-    ``CALL_GRACE`` gets the process group killed, and with ``restart`` a new
-    runner takes the remaining cases, so a broken case costs only itself.
+    The submitted package is snapshotted into the sandbox's read-only
+    ``pkg/`` folder when this object is made (before any student code runs);
+    every runner, a restarted one included, imports that snapshot.
+    :meth:`start` launches a runner as the sandbox's package user and returns
+    once it is ``ready`` (the submitted package imported). :meth:`pump`
+    collects its signed result lines; a call that hangs past its timeout plus
+    ``CALL_GRACE`` gets every process of the package user killed, and with
+    ``restart`` a new runner takes the remaining cases, so a broken case costs
+    only itself. Nothing runs past ``deadline`` (``time.monotonic()``).
     """
 
-    def __init__(self, package_dir: Path, jobs: list[dict[str, Any]], python: str = sys.executable,
+    def __init__(self, package_dir: Path, jobs: list[dict[str, Any]], sandbox: Sandbox,
                  data_dir: Path | None = None, forbid_gensim: bool = False,
-                 preload: list[Any] | None = None) -> None:
-        self.python = python
-        self.data_dir = data_dir
+                 preload: list[Any] | None = None, deadline: float | None = None) -> None:
+        self.sandbox = sandbox
+        self.python = sandbox.python
         self.forbid_gensim = forbid_gensim
         self.preload = preload or []
         self.by_index = {job["index"]: job for job in jobs}
@@ -130,34 +132,33 @@ class StudentProcess:
         self.proc: subprocess.Popen | None = None
         self.lines: queue.Queue = queue.Queue()
         self.key = b""
-        self.workdir = Path(tempfile.mkdtemp(prefix="genai_hw_grading_"))
-        self.root = self.workdir / "pkg"
-        self.root.mkdir()
-        _snapshot_package(package_dir, self.root / "genai_hw")
+        self.deadline = deadline if deadline is not None else time.monotonic() + PACKAGE_LIMIT
+        self.root = sandbox.pkg
+        self.notes = copy_tree(package_dir, self.root / "genai_hw", skip=("__pycache__",))
         here = Path(__file__).resolve().parent
         shutil.copy(here / "runner.py", self.root / "genai_hw_runner.py")
         shutil.copy(here / "wire.py", self.root / "genai_hw_wire.py")
+        self.data_dir = None
+        if data_dir is not None and Path(data_dir).is_dir():
+            self.data_dir = self.root / "data"
+            copy_tree(Path(data_dir), self.data_dir)
+        sandbox.seal(self.root)
 
     def close(self) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        """End the runner and everything it started (detached processes included)."""
         if self.proc is not None:
             _kill_group(self.proc)
             self.proc = None
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        self.sandbox.kill("package")
 
     def _env(self) -> dict[str, str]:
-        return {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(self.workdir),
-            "LANG": "C.UTF-8",
-            "PYTHONHASHSEED": "0",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "OMP_NUM_THREADS": "1",
-            "OPENBLAS_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
-            "GENAI_HW_GRADING": "1",
+        return self.sandbox.env("package", {
             "GENAI_HW_DEVICE": _student_device(),
             "GENAI_HW_DATA_DIR": str(self.data_dir or ""),
-        }
+        })
 
     def _read(self, proc: subprocess.Popen, lines: queue.Queue) -> None:
         for raw in proc.stdout:
@@ -174,10 +175,11 @@ class StudentProcess:
         """Launch a runner for the pending cases; return when it is ready (or gone)."""
         self.key = secrets.token_bytes(32)
         self.lines = queue.Queue()
+        self.sandbox.kill("package")  # nothing of an earlier runner survives into this one
         self.proc = subprocess.Popen(
             [self.python, "-I", str(self.root / "genai_hw_runner.py"), str(self.root)],
-            cwd=self.workdir, env=self._env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, start_new_session=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            **self.sandbox.popen_kwargs("package", env=self._env()),
         )
         header = {"key": self.key.hex(), "cases": self.pending, "forbid_gensim": self.forbid_gensim,
                   "preload": [wire.encode(r) for r in self.preload]}
@@ -187,7 +189,7 @@ class StudentProcess:
         except BrokenPipeError:
             pass
         threading.Thread(target=self._read, args=(self.proc, self.lines), daemon=True).start()
-        deadline = time.monotonic() + ready_timeout
+        deadline = min(time.monotonic() + ready_timeout, self.deadline)
         while time.monotonic() < deadline:
             try:
                 event = self.lines.get(timeout=0.05)
@@ -197,17 +199,23 @@ class StudentProcess:
                 if event is None:
                     self.lines.put(None)
                 return
-        _kill_group(self.proc)  # importing the package never finished
-        self.proc = None
+        self._stop()  # importing the package never finished
+        reason = (OUT_OF_TIME if time.monotonic() >= self.deadline else
+                  f"importing your genai_hw package did not finish within {ready_timeout:.0f} s")
         for job in self.pending:
-            self.records[job["index"]] = {"event": "done", "case": job["index"],
-                                          "broken": f"importing your genai_hw package did not finish "
-                                                    f"within {ready_timeout:.0f} s"}
+            self.records[job["index"]] = {"event": "done", "case": job["index"], "broken": reason}
         self.pending = []
 
     def pump(self, restart: bool = True) -> None:
         """Collect results until the runner ends; with ``restart``, until every case has a record."""
         while self.pending:
+            if time.monotonic() >= self.deadline:
+                self._stop()
+                for job in self.pending:
+                    self.records.setdefault(job["index"], {"event": "done", "case": job["index"],
+                                                           "broken": OUT_OF_TIME})
+                self.pending = []
+                return
             if self.proc is None:
                 if not restart:
                     return
@@ -247,8 +255,9 @@ class StudentProcess:
                     if time.monotonic() - started > budget:
                         broken = (current, f"did not finish within {budget:.0f} s (an infinite loop?)")
                         break
-            _kill_group(self.proc)
-            self.proc = None
+                if time.monotonic() >= self.deadline:
+                    break
+            self._stop()
             if broken is not None:
                 self.records[broken[0]] = {"event": "done", "case": broken[0], "broken": broken[1]}
             before = len(self.pending)
@@ -274,28 +283,40 @@ def _kill_group(proc: subprocess.Popen) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     proc.wait()
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
 
 
-def _judge(case: Case, one: Call, expected: dict[str, Any], got: dict[str, Any]) -> str | None:
-    """None when the submitted call's outcome matches the reference, else a message."""
+def _judge(case: Case, one: Call, expected: dict[str, Any], got: dict[str, Any], fixed: bool = False) -> str | None:
+    """None when the submitted call's outcome matches the reference, else a message.
+
+    ``fixed``: the call's input is the same at every grading run (an edge
+    case). Its message then shows the input and what came back, never the
+    expected outcome, so a table of answers learned from failure messages
+    gains nothing.
+    """
     on = f"on input {one.describe()}"
     status = got.get("status")
     if status == "timeout":
         return f"{on}: did not finish within {case.timeout:g} s (an infinite loop?)"
-    if status == "raised":
-        names = got.get("types") or ["Exception"]
-        if expected["status"] == "raised":
-            if expected["types"][0] in names:
-                return None
-            return f"{on}: expected {expected['types'][0]} to be raised, got {names[0]}: {got.get('message', '')}"
-        where = f" ({got['where']})" if got.get("where") else ""
-        return f"{on}: your function raised {names[0]}: {got.get('message', '')}{where}"
     if status == "setup_error":
         return f"{on}: internal grader error preparing the inputs ({got.get('message')}); please tell your instructor"
+    if status == "raised":
+        names = got.get("types") or ["Exception"]
+        if expected["status"] == "raised" and expected["types"][0] in names:
+            return None
+        where = f" ({got['where']})" if got.get("where") else ""
+        if expected["status"] == "raised" and not fixed:
+            return f"{on}: expected {expected['types'][0]} to be raised, got {names[0]}: {got.get('message', '')}"
+        return f"{on}: your function raised {names[0]}: {got.get('message', '')}{where}"
     if status != "ok":
         return f"{on}: no result came back"
     if expected["status"] == "raised":
         returned = short(_safe_decode(got.get("value")))
+        if fixed:
+            return f"{on}: your function returned {returned}, which is not the right outcome for this input"
         return f"{on}: expected {expected['types'][0]} to be raised, but it returned {returned}"
     try:
         value = wire.decode(got.get("value"))
@@ -303,6 +324,9 @@ def _judge(case: Case, one: Call, expected: dict[str, Any], got: dict[str, Any])
         return f"{on}: the returned value could not be read ({err})"
     problem = case.compare(expected["value"], value)
     if problem:
+        if fixed:
+            return (f"{on}: your function returned {short(value)}, which is not right for this input "
+                    "(edge cases do not show the expected value)")
         return f"{on}: {problem}"
     if got.get("mutated"):
         return f"{on}: your function changed its argument(s) {got['mutated']}; it must not modify its inputs"
@@ -316,37 +340,62 @@ def _safe_decode(data: Any) -> Any:
         return "<unreadable>"
 
 
+def _fixed_calls(case: Case, seed: int, calls: list[Call]) -> list[bool]:
+    """Which calls have the same input whatever the seed (edge cases): made again from another seed."""
+    try:
+        other = case.inputs(case_seed(seed ^ 0x5EED, case))
+    except Exception:  # noqa: BLE001 - treat every call as fixed: it only hides expected values
+        return [True] * len(calls)
+    if len(other) != len(calls):
+        return [True] * len(calls)
+    return [wire.dumps(a.args) == wire.dumps(b.args) and wire.dumps(a.kwargs) == wire.dumps(b.kwargs)
+            for a, b in zip(calls, other)]
+
+
 class GradingSession:
     """One grading of a submission, in phases that fit around the notebook's run.
 
     1. :meth:`start` (before the notebook runs): makes every case's inputs
-       from the seed and launches the isolated runner on the submitted
-       package; returns once the runner has imported the package.
+       from the seed, snapshots the submitted package and launches the
+       isolated runner on it as the sandbox's package user; returns once the
+       runner has imported the package.
     2. :meth:`work` (may run in a thread while the notebook runs): collects
        the runner's results and computes the expected outputs with the
        reference. A runner that breaks is *not* restarted here, so no new
        process is set up while the notebook could interfere.
     3. :meth:`finish` (after the notebook): runs what is left in fresh
-       runners, compares, and returns one :class:`CaseResult` per case.
+       runners (from the same snapshot), compares, and returns one
+       :class:`CaseResult` per case. Judging a case never raises: whatever
+       goes wrong costs that case alone.
+
+    ``sandbox``: where student code runs (see :mod:`autograder.sandbox`); by
+    default the session makes its own and closes it in :meth:`finish`.
     """
 
     def __init__(self, cases: list[Case], package_dir: Path | None, reference: types.ModuleType, seed: int,
-                 python: str = sys.executable, data_dir: Path | None = None) -> None:
+                 python: str = sys.executable, data_dir: Path | None = None, sandbox: Sandbox | None = None,
+                 limit: float = PACKAGE_LIMIT) -> None:
         self.cases, self.reference, self.seed, self.python = cases, reference, seed, python
-        self.package_dir = package_dir if package_dir is not None and package_dir.is_dir() else None
+        self.package_dir = (package_dir if package_dir is not None and package_dir.is_dir()
+                            and not package_dir.is_symlink() else None)
         self.data_dir = Path(data_dir).resolve() if data_dir is not None else None
         if self.data_dir is not None:
             os.environ["GENAI_HW_DATA_DIR"] = str(self.data_dir)
+        self.sandbox, self.own_sandbox = sandbox, sandbox is None
+        self.limit = limit
         self.calls: dict[int, list[Call]] = {}
+        self.fixed: dict[int, list[bool]] = {}
         self.expected: dict[int, list[dict[str, Any]]] = {}
         self.spec_errors: dict[int, str] = {}
         self.student: StudentProcess | None = None
         self.work_error: str | None = None
 
     def start(self) -> None:
+        deadline = time.monotonic() + self.limit
         for index, case in enumerate(self.cases):
             try:
                 self.calls[index] = case.inputs(case_seed(self.seed, case))
+                self.fixed[index] = _fixed_calls(case, self.seed, self.calls[index])
             except Exception as err:  # a bug in the spec must not cost the whole grade
                 self.spec_errors[index] = _grader_error(err)
         if self.package_dir is None:
@@ -359,8 +408,11 @@ class GradingSession:
         ]
         resources = {repr(a): a for c in self.calls.values() for one in c
                      for a in [*one.args, *one.kwargs.values()] if isinstance(a, wire.WordVectorsSpec)}
-        self.student = StudentProcess(self.package_dir, jobs, python=self.python, data_dir=self.data_dir,
-                                      forbid_gensim=bool(resources), preload=list(resources.values()))
+        if self.sandbox is None:
+            self.sandbox = Sandbox(python=self.python)
+        self.student = StudentProcess(self.package_dir, jobs, self.sandbox, data_dir=self.data_dir,
+                                      forbid_gensim=bool(resources), preload=list(resources.values()),
+                                      deadline=deadline)
         self.student.start()
 
     def work(self) -> None:
@@ -379,12 +431,16 @@ class GradingSession:
 
     def finish(self) -> list[CaseResult]:
         records: dict[int, dict[str, Any]] = {}
-        if self.student is not None:
-            try:
-                self.student.pump(restart=True)
+        try:
+            if self.student is not None:
+                try:
+                    self.student.pump(restart=True)
+                finally:
+                    self.student.close()
                 records = self.student.records
-            finally:
-                self.student.close()
+        finally:
+            if self.own_sandbox and self.sandbox is not None:
+                self.sandbox.close()
         results = []
         for index, case in enumerate(self.cases):
             if index in self.spec_errors or index not in self.expected:
@@ -394,7 +450,12 @@ class GradingSession:
             if self.package_dir is None:
                 results.append(CaseResult(case, False, PACKAGE_MISSING))
                 continue
-            results.append(self._judge_case(index, case, records.get(index, {"broken": "no result came back"})))
+            record = records.get(index, {"broken": "no result came back"})
+            try:
+                results.append(self._judge_case(index, case, record))
+            except Exception as err:  # noqa: BLE001 - judging one case must never cost the others
+                results.append(CaseResult(case, False, f"{case.what}: your result could not be judged "
+                                                       f"({type(err).__name__}: {str(err)[:200]})"))
         return results
 
     def _judge_case(self, index: int, case: Case, record: dict[str, Any]) -> CaseResult:
@@ -407,7 +468,7 @@ class GradingSession:
         got_calls = record.get("calls") or []
         for i, one in enumerate(calls):
             got = got_calls[i] if i < len(got_calls) and isinstance(got_calls[i], dict) else {}
-            problem = _judge(case, one, expected[i], got)
+            problem = _judge(case, one, expected[i], got, fixed=self.fixed[index][i])
             if problem:
                 return CaseResult(case, False, f"{case.what}: {problem}")
         return CaseResult(case, True, f"{case.what}: passed ({len(calls)} inputs)")
@@ -424,12 +485,13 @@ def grade_cases(
     seed: int,
     python: str = sys.executable,
     data_dir: Path | None = None,
+    limit: float = PACKAGE_LIMIT,
 ) -> list[CaseResult]:
     """Grade ``cases`` against the submitted package at ``package_dir`` (None: not uploaded), in one go.
 
     ``data_dir`` holds the data files that resource arguments (word vectors) load, for both sides.
     """
-    session = GradingSession(cases, package_dir, reference, seed, python=python, data_dir=data_dir)
+    session = GradingSession(cases, package_dir, reference, seed, python=python, data_dir=data_dir, limit=limit)
     session.start()
     session.work()
     return session.finish()

@@ -1,9 +1,11 @@
 """Runs submitted package functions in their own process (the student side).
 
 Started by :mod:`autograder.harness` as ``python -I genai_hw_runner.py
-PACKAGE_ROOT`` from a private folder that holds only this file,
-``genai_hw_wire.py`` and a copy of the submitted ``genai_hw/`` taken before
-the notebook ran. It never sees the reference solutions.
+PACKAGE_ROOT``, as the sandbox's unprivileged package user
+(:mod:`autograder.sandbox`), where PACKAGE_ROOT is a read-only folder that
+holds only this file, ``genai_hw_wire.py``, a snapshot of the submitted
+``genai_hw/`` taken before any student code ran, and the data the cases
+load. It never sees the reference solutions or the hidden cases' code.
 
 Protocol: the harness writes one JSON line to stdin (the cases, the resources
 to preload, and a fresh HMAC key) and closes it. The runner moves its stdout
@@ -12,8 +14,12 @@ submitted code prints is discarded), imports every module of the package,
 and writes ``ready``; then it loads the resources (gensim, word vectors)
 and, for each case, writes a
 ``start`` line, a ``call`` line before each call, and a ``done`` line. Every
-line carries an HMAC of its JSON, so lines that anything else writes into the
-pipe are ignored; the key never touches the disk.
+line carries an HMAC of its JSON, so lines that another process writes into
+the pipe (the notebook's kernel, a child left behind) are ignored; the key
+never touches the disk. Submitted code in *this* process can find the key
+(in this process's memory): that gains nothing, since all it could sign is
+outputs of its own functions, which is what it returns anyway, and the
+expected outputs never leave the grader's process.
 """
 
 import hashlib
@@ -91,12 +97,19 @@ def _run_call(function, wire, call, timeout, check_mutation):
     mutated = []
     if check_mutation:
         for i, (old, arg) in enumerate(zip(before, real_args)):
-            if old is not None and wire.dumps(arg) != old:
+            try:
+                changed = old is not None and wire.dumps(arg) != old
+            except Exception:  # noqa: BLE001 - changed into something that cannot even be written
+                changed = True
+            if changed:
                 mutated.append(i)
-    encoded = wire.encode(value)
-    text = json.dumps(encoded, separators=(",", ":"))
-    if len(text) > 20_000_000:
-        encoded = {"t": "unsupported", "type": "output over 20 MB", "repr": ""}
+    try:
+        encoded = wire.encode(value)
+        if len(json.dumps(encoded, separators=(",", ":"))) > 20_000_000:
+            encoded = {"t": "unsupported", "type": "output over 20 MB", "repr": ""}
+    except Exception as err:  # noqa: BLE001 - e.g. an int too long to write, a recursive container
+        encoded = {"t": "unsupported", "type": type(value).__name__,
+                   "repr": f"could not be sent back ({type(err).__name__})"}
     return {"status": "ok", "value": encoded, "mutated": mutated, "seconds": seconds}
 
 

@@ -1,0 +1,424 @@
+"""What student code may do: who it runs as, where, with what, and how it ends.
+
+Every process that runs submitted code (the package runner of
+:mod:`autograder.harness`, the notebook's Jupyter kernel started by
+:mod:`autograder.plugin`, and whatever those start) is launched with
+:meth:`Sandbox.popen_kwargs` and ended by :meth:`Sandbox.kill`. Nothing else
+decides a student process's user, environment or working folder.
+
+When the grader runs as root (Gradescope, containers, CI), a grading takes a
+*slot*: two unprivileged user ids that no account uses, one for the package
+runner and one for the notebook's kernel (so the notebook cannot reach the
+runner either). A slot is held with ``flock`` for the grading's lifetime, so
+gradings running side by side never share a user id, and a slot left behind
+by a grader that was killed is reaped (its processes killed, its files
+removed) before it is used again. Student processes then cannot signal the
+grader, read its ``/proc/<pid>/environ``, ``fd``, ``cwd`` or memory, read its
+private folders (Otter's temporary folder, the reference, the hidden cases),
+or write to results. ``/proc/<pid>/cmdline`` stays world-readable on Linux,
+so no path a student may learn from it can be readable by them.
+
+Where the grader is not root (an instructor's laptop) nothing is isolated:
+student code runs as the grader's user. Processes are still found (by a
+marker in their environment) and killed when grading ends.
+
+The folders of one grading, under ``/tmp/genai-hw-sandbox-<slot>-<random>``
+(mode 0711: nobody but root may list it)::
+
+    pkg/        root-owned, read-only for students: the runner, the wire code,
+                the snapshot of the submitted genai_hw/ and the data it loads
+    package/    home and working folder of the package runner (its user, 0700)
+    notebook/   a copy of the submission, the kernel's working folder (its user, 0700)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+UID_BASE = int(os.environ.get("GENAI_HW_SANDBOX_UID_BASE", "59000"))
+"""First user id of the pool; slot ``n`` uses ``UID_BASE + 2n`` (package) and ``UID_BASE + 2n + 1`` (notebook)."""
+SLOTS = 256
+ROLES = ("package", "notebook")
+MARKER = "GENAI_HW_SANDBOX"
+"""Environment variable that every student process inherits: finds them when nothing is isolated."""
+TEMP_ROOTS = ("/tmp", "/var/tmp", "/dev/shm")
+"""World-writable folders whose entries owned by a slot's users are removed when the slot is reaped."""
+SNAPSHOT_LIMIT_BYTES = 200 * 2**20
+SNAPSHOT_LIMIT_FILES = 2000
+
+NOT_ISOLATED = (
+    "Submissions are NOT isolated: the grader is not running as root, so student code runs as your own user "
+    "and can read your files and signal the grader. To grade untrusted submissions, run as root in a "
+    "throw-away container (for example `docker run --rm -it -v $PWD:/course python:3.11 bash`, then "
+    "`pip install genai-hw` and `genai-hw grade ...` inside it), where each grading runs its student code as "
+    "its own unprivileged user."
+)
+
+
+class SandboxError(RuntimeError):
+    """The sandbox cannot be set up; the message says what to change."""
+
+
+def isolating() -> bool:
+    """True when student code runs as separate users (the grader is root)."""
+    return os.geteuid() == 0
+
+
+def _slots_dir() -> Path:
+    path = Path(tempfile.gettempdir()) / "genai-hw-slots"
+    path.mkdir(mode=0o700, exist_ok=True)
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        raise SandboxError(f"{path} is not a folder owned by the grader")
+    os.chmod(path, 0o700)
+    return path
+
+
+def slot_uids(slot: int) -> dict[str, int]:
+    return {"package": UID_BASE + 2 * slot, "notebook": UID_BASE + 2 * slot + 1}
+
+
+def _uid_is_free(uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return True
+    return False
+
+
+def _process_ids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _process_uids(pid: int) -> tuple[set[int], bool]:
+    """The real/effective/saved/fs uids of ``pid`` and whether it is a zombie."""
+    uids: set[int] = set()
+    zombie = False
+    with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("State:"):
+                zombie = line.split()[1] in ("Z", "X")
+            elif line.startswith("Uid:"):
+                uids = {int(v) for v in line.split()[1:]}
+                break
+    return uids, zombie
+
+
+def _has_marker(pid: int, token: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f"{MARKER}={token}".encode() in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def processes_of(uids: set[int] | None = None, token: str | None = None) -> list[int]:
+    """Live processes running as one of ``uids`` (or, without uids, carrying the marker ``token``)."""
+    found = []
+    me = os.getpid()
+    for pid in _process_ids():
+        if pid == me:
+            continue
+        try:
+            if uids is not None:
+                owners, zombie = _process_uids(pid)
+                if owners & uids and not zombie:
+                    found.append(pid)
+            elif token is not None and _has_marker(pid, token):
+                _, zombie = _process_uids(pid)
+                if not zombie:
+                    found.append(pid)
+        except OSError:
+            continue  # ended meanwhile
+    return found
+
+
+def kill_processes(uids: set[int] | None = None, token: str | None = None, rounds: int = 50) -> int:
+    """SIGKILL every process of ``uids`` (or with the marker ``token``), by pid, until none is left.
+
+    A process that forks while we kill is caught by the next round. Returns
+    how many kills were sent.
+    """
+    sent = 0
+    for _ in range(rounds):
+        pids = processes_of(uids, token)
+        if not pids:
+            return sent
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                sent += 1
+        time.sleep(0.01)
+    return sent
+
+
+def remove_files_of(uids: set[int], roots: tuple[str, ...] = TEMP_ROOTS) -> None:
+    """Remove what ``uids`` own at the top of the world-writable temporary folders."""
+    for root in roots:
+        try:
+            entries = list(os.scandir(root))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid not in uids:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                continue
+
+
+def copy_tree(src: Path, dest: Path, skip: tuple[str, ...] = (), limit_bytes: int = SNAPSHOT_LIMIT_BYTES,
+              limit_files: int = SNAPSHOT_LIMIT_FILES) -> list[str]:
+    """Copy the regular files and folders of ``src`` into ``dest`` (created), never following a link.
+
+    Symlinks, devices and FIFOs are skipped, and so are names in ``skip`` and
+    whatever goes past the size or file-count limit. Returns notes on what
+    was skipped.
+    """
+    notes: list[str] = []
+    total, count = 0, 0
+    dest.mkdir(parents=True, exist_ok=True)
+    for folder, dirs, files in os.walk(src, followlinks=False):
+        rel = Path(folder).relative_to(src)
+        kept = []
+        for name in sorted(dirs):
+            path = Path(folder) / name
+            if name in skip:
+                continue
+            if path.is_symlink():
+                notes.append(f"{(rel / name).as_posix()}: a link, not copied")
+                continue
+            (dest / rel / name).mkdir(exist_ok=True)
+            kept.append(name)
+        dirs[:] = kept
+        for name in sorted(files):
+            path = Path(folder) / name
+            if name in skip or name.endswith((".pyc", ".so", ".pyd")):
+                continue
+            info = path.lstat()
+            if not stat.S_ISREG(info.st_mode):
+                notes.append(f"{(rel / name).as_posix()}: not a regular file, not copied")
+                continue
+            total += info.st_size
+            count += 1
+            if total > limit_bytes or count > limit_files:
+                notes.append(f"{(rel / name).as_posix()}: over the upload's limit "
+                             f"({limit_bytes // 2**20} MB, {limit_files} files), not copied")
+                continue
+            shutil.copyfile(path, dest / rel / name, follow_symlinks=False)
+    return notes
+
+
+def _chown_tree(path: Path, uid: int) -> None:
+    for folder, dirs, files in os.walk(path):
+        os.lchown(folder, uid, uid)
+        for name in dirs + files:
+            os.lchown(os.path.join(folder, name), uid, uid)
+
+
+def _make_readable(path: Path) -> None:
+    """Root-owned, readable by everyone, writable by nobody else."""
+    for folder, dirs, files in os.walk(path):
+        os.chmod(folder, 0o755)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o644)
+
+
+class Sandbox:
+    """The student side of one grading: its users, folders and processes.
+
+    ``Sandbox()`` takes a slot (when root) and makes the folders; ``close()``
+    kills every student process and removes every file the grading's users
+    made. Use it as a context manager, or call ``close()`` from a ``finally``.
+    """
+
+    def __init__(self, python: str = sys.executable) -> None:
+        self.python = python
+        self.token = secrets.token_hex(8)
+        self.isolated = isolating()
+        self.slot: int | None = None
+        self._lock = None
+        self.uids: dict[str, int] = {}
+        if self.isolated:
+            self._take_slot()
+        prefix = f"genai-hw-sandbox-{self.slot if self.slot is not None else 'u'}-"
+        self.root = Path(tempfile.mkdtemp(prefix=prefix))
+        os.chmod(self.root, 0o711 if self.isolated else 0o700)
+        self.pkg = self.root / "pkg"
+        self.pkg.mkdir()
+        self.homes = {role: self.root / role for role in ROLES}
+        for role, home in self.homes.items():
+            home.mkdir(mode=0o700)
+            if self.isolated:
+                os.chown(home, self.uids[role], self.uids[role])
+        self.closed = False
+        if self.isolated:
+            self._check_python()
+
+    # Slots ---------------------------------------------------------------
+
+    def _take_slot(self) -> None:
+        slots = _slots_dir()
+        for slot in range(SLOTS):
+            uids = slot_uids(slot)
+            if not all(_uid_is_free(uid) for uid in uids.values()):
+                continue
+            handle = open(slots / f"slot-{slot}.lock", "a+")  # noqa: SIM115 - held for the grading
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                handle.close()
+                if err.errno in (errno.EAGAIN, errno.EACCES):
+                    continue
+                raise
+            self.slot, self._lock, self.uids = slot, handle, uids
+            reap_slot(slot)  # whatever a killed grader left behind
+            return
+        raise SandboxError(f"all {SLOTS} sandbox slots are in use")
+
+    def _check_python(self) -> None:
+        """Student users must be able to run the grading Python; say how to fix it if not."""
+        try:
+            proc = subprocess.run([self.python, "-I", "-c", "import numpy"], capture_output=True, timeout=60,
+                                  **self.popen_kwargs("package"))
+            ok = proc.returncode == 0
+            detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+        except (OSError, subprocess.SubprocessError) as err:
+            ok, detail = False, [str(err)]
+        if not ok:
+            self.close()
+            raise SandboxError(
+                f"the unprivileged grading user cannot run {self.python} ({detail[0]}). Student code never "
+                "runs as root: make this Python and its packages readable by other users (every folder on the "
+                "way needs o+x, for example `chmod o+x /root` when Python lives under /root)"
+            )
+
+    # Launching -------------------------------------------------------------
+
+    def env(self, role: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The whole environment of a student process: nothing of the grader's leaks in."""
+        home = str(self.homes[role])
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": home,
+            "USER": "genai-hw-student",
+            "LOGNAME": "genai-hw-student",
+            "LANG": "C.UTF-8",
+            "TMPDIR": home,
+            "MPLCONFIGDIR": os.path.join(home, ".matplotlib"),
+            "JUPYTER_RUNTIME_DIR": os.path.join(home, ".jupyter-runtime"),
+            "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "GENAI_HW_GRADING": "1",
+            MARKER: self.token,
+        }
+        for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "CUDA_VISIBLE_DEVICES"):
+            if name in os.environ:
+                env[name] = os.environ[name]
+        env.update(extra or {})
+        return env
+
+    def popen_kwargs(self, role: str, env: dict[str, str] | None = None) -> dict:
+        """Keyword arguments for ``subprocess.Popen`` that start a student process of ``role``."""
+        kwargs = {"cwd": str(self.homes[role]), "env": env or self.env(role), "start_new_session": True,
+                  "umask": 0o077}
+        if self.isolated:
+            uid = self.uids[role]
+            kwargs.update(user=uid, group=uid, extra_groups=[])
+        return kwargs
+
+    def give(self, path: Path, role: str) -> None:
+        """Hand ``path`` (a file or folder this grader made) to the student user of ``role``."""
+        if not self.isolated:
+            return
+        if path.is_dir():
+            _chown_tree(path, self.uids[role])
+        else:
+            os.chown(path, self.uids[role], self.uids[role])
+
+    def seal(self, path: Path) -> None:
+        """Make ``path`` (under ``pkg/``) readable by student users and writable by none of them."""
+        if self.isolated:
+            _make_readable(path)
+
+    def results_file(self, suffix: str) -> tuple[int, str]:
+        """A file the notebook's kernel may write, in a folder it cannot change (``mkstemp``'s contract)."""
+        path = self.root / f"kernel-results-{secrets.token_hex(6)}{suffix}"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        self.give(path, "notebook")
+        return fd, str(path)
+
+    # Ending ----------------------------------------------------------------
+
+    def kill(self, role: str | None = None) -> int:
+        """Kill every process of ``role`` (default: both), by pid, detached ones included."""
+        if self.isolated:
+            uids = set(self.uids.values()) if role is None else {self.uids[role]}
+            return kill_processes(uids=uids)
+        return kill_processes(token=self.token)
+
+    def close(self) -> None:
+        """Kill every student process and remove the grading's folders and the users' temporary files."""
+        if self.closed:
+            return
+        self.closed = True
+        self.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
+        if self.isolated:
+            remove_files_of(set(self.uids.values()))
+            self.kill()  # anything that slipped in while files were removed
+            if self._lock is not None:
+                self._lock.close()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def reap_slot(slot: int) -> None:
+    """Kill the processes and remove the files of a slot whose grader is gone."""
+    uids = set(slot_uids(slot).values())
+    kill_processes(uids=uids)
+    remove_files_of(uids)
+    for leftover in Path(tempfile.gettempdir()).glob(f"genai-hw-sandbox-{slot}-*"):
+        if leftover.lstat().st_uid == os.geteuid():
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def reap_abandoned() -> int:
+    """Reap every slot that no live grader holds (after a grader was killed). Returns how many."""
+    if not isolating():
+        return 0
+    slots = _slots_dir()
+    reaped = 0
+    for lock in sorted(slots.glob("slot-*.lock")):
+        with open(lock, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a grader is using it
+            reap_slot(int(lock.stem.split("-")[1]))
+            reaped += 1
+    return reaped
