@@ -40,15 +40,13 @@ import numpy as np
 from . import wire
 from .cases import Call, Case, short
 from .runner import seed_globals
-from .sandbox import Sandbox, copy_tree
+from .sandbox import PACKAGE_LIMIT, Sandbox, copy_tree
 
 REFERENCE_NAME = "genai_hw_reference"
 CALL_GRACE = 2.0
 """Seconds past a call's timeout before its process is killed (a loop that ignores the alarm)."""
 READY_TIMEOUT = 60.0
 """Seconds the runner may take to import the submitted package, or stay silent between cases."""
-PACKAGE_LIMIT = float(os.environ.get("GENAI_HW_PACKAGE_LIMIT", "210"))
-"""Seconds for all package cases of one grading, reruns included (wall clock, from the start)."""
 OUT_OF_TIME = (f"not run: grading your package ran out of time (all cases together may take "
                f"{PACKAGE_LIMIT:.0f} s; earlier cases hung or were slow)")
 PACKAGE_MISSING = (
@@ -177,7 +175,8 @@ class StudentProcess:
         self.lines = queue.Queue()
         self.sandbox.kill("package")  # nothing of an earlier runner survives into this one
         self.proc = subprocess.Popen(
-            [self.python, "-I", str(self.root / "genai_hw_runner.py"), str(self.root)],
+            self.sandbox.command("package", [self.python, "-I", str(self.root / "genai_hw_runner.py"),
+                                             str(self.root)]),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             **self.sandbox.popen_kwargs("package", env=self._env()),
         )

@@ -1,40 +1,48 @@
-"""The Otter plugin that grades the package questions outside the notebook.
+"""The Otter plugin that grades a submission without trusting it, or Otter's kernel.
 
-Otter runs the submitted notebook in a Jupyter kernel, and the hidden tests
-would run there too, where the notebook could have monkeypatched anything.
-This plugin does the package grading *before* the kernel starts:
+Otter runs the submitted notebook in a Jupyter kernel and would run the
+hidden tests there too, where the notebook could have changed anything; it
+also deserialises data the submission controls. This plugin moves the
+package grading out of the kernel, runs every bit of student code in a
+sandbox (:mod:`autograder.sandbox`: its own unprivileged users when the
+grader is root), and closes Otter's deserialisation paths.
 
-``before_execution`` (in Otter's own process, no student code has run yet):
-  loads the hidden cases and the reference from the autograder's
-  ``genai_hw_grading/`` folder, deletes the reference from disk so the
-  notebook cannot read it, and starts grading the submitted ``genai_hw/`` in
-  an isolated process (:mod:`autograder.harness`): the package is copied and
-  imported, and the process holds its results channel's key, before the
-  notebook starts. The cases then run, and the expected outputs are
-  computed in a thread of this process, while the notebook runs; expected
-  values never touch the disk. It sets ``GENAI_HW_GRADING=1`` so the notebook
-  runs its cheap mode. It also makes Otter read the kernel's pickled
-  results with an unpickler that accepts only Otter's result classes.
+``before_grading`` (Otter's own process, before it reads anything of the
+  submission but the notebook's JSON): deletes ``.OTTER_LOG`` (Otter would
+  unpickle it), locks the grading folder (``chmod 700``), takes a sandbox,
+  and hardens Otter (:func:`_harden_otter`).
+
+``before_execution`` (no student code has run yet): loads the hidden cases
+  and the reference from the autograder's ``genai_hw_grading/`` folder,
+  deletes the reference from disk, snapshots the submitted ``genai_hw/``
+  read-only and starts grading it in the sandbox's package runner
+  (:mod:`autograder.harness`); the cases then run while the notebook runs.
+  It copies the submission into the sandbox's notebook folder, where the
+  kernel will run as the notebook user, and sets ``GENAI_HW_GRADING=1``.
 
 ``after_grading``: finishes the package grading (a case that broke the
-  isolated process is rerun only now, after the notebook), replaces whatever
-  the kernel reported for the package
-  questions with the plugin's results, and records the seed that replays them.
-  If the notebook itself failed, the package points are kept and the notebook
-  questions get 0 with the reason.
+  runner is rerun only now, from the same snapshot), kills every student
+  process and removes the sandbox, and replaces whatever the kernel reported
+  for the package questions with the plugin's results. The notebook's own
+  questions keep the kernel's pass/fail, with their points taken from the
+  autograder's test files. If the notebook failed, the package points are
+  kept and the notebook questions get 0 with the reason.
 
 It never raises: a grader error becomes a failed case with a message.
 """
 
 from __future__ import annotations
 
-import io
+import atexit
+import contextlib
+import importlib
 import json
 import os
-import pickle
 import re
 import secrets
 import shutil
+import signal
+import sys
 import threading
 import traceback
 from dataclasses import replace
@@ -43,69 +51,217 @@ from typing import Any
 
 from otter.plugins import AbstractOtterPlugin
 
+from . import sandbox as sandboxing
+
 GRADING_DIR = "genai_hw_grading"
-CELL_TIMEOUT = 120
-"""Seconds a notebook cell may run under the grader before it is interrupted."""
 SEED_ENV_VAR = "GENAI_HW_SEED"
+CELL_TIMEOUT = sandboxing.CELL_TIMEOUT
+KERNEL_RESULTS_LIMIT = 5 * 2**20
+"""Bytes of the kernel's results file that are read; a longer file counts as no results."""
+OTTER_LOG = ".OTTER_LOG"
 
-_SAFE_GLOBALS = {
-    ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "dict"), ("builtins", "list"),
-    ("builtins", "tuple"), ("builtins", "str"), ("builtins", "int"), ("builtins", "float"),
-    ("builtins", "bool"), ("builtins", "NoneType"), ("collections", "OrderedDict"),
-}
-
-
-class _ResultsUnpickler(pickle.Unpickler):
-    """Unpickles Otter's GradingResults and nothing that could run code."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module.startswith(("otter.test_files", "nbformat")) or (module, name) in _SAFE_GLOBALS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"the notebook's results may not contain {module}.{name}")
+ACTIVE: GenaiHwGrader | None = None
+"""The plugin of the grading in progress (Otter runs one per process); the hardened Otter reads it."""
 
 
-class _SafePickle:
-    """Stands in for the ``pickle`` module inside ``otter.execute``."""
+# Otter's kernel reports its results through this cell (Otter's own writes a pickle):
+# plain JSON with each test case's name, pass/fail and message, nothing else.
+EXPORT_CELL_SOURCE = """\
+from otter.execute import Checker
+for {tests_loop_var} in {tests_glob_json}:
+    Checker.check_if_not_already_checked({tests_loop_var})
 
-    HIGHEST_PROTOCOL = pickle.HIGHEST_PROTOCOL
-    dump = staticmethod(pickle.dump)
-    dumps = staticmethod(pickle.dumps)
+import json as _genai_hw_json
+with open("{results_path}", "w", encoding="utf-8") as _genai_hw_f:
+    _genai_hw_json.dump([{{"name": str(_t.name), "cases": [[str(_r.test_case.name), _r.passed is True,
+                         str(_r.message)[:2000]] for _r in _t.test_case_results]}}
+                        for _t in Checker.get_results()], _genai_hw_f)
+"""
+
+
+class _TrustedResults:
+    """Stands in for the ``pickle`` module inside ``otter.execute``: builds the results from JSON.
+
+    The kernel's claims are only (test name, case name, passed, message); the
+    tests, their points and visibility come from the autograder's own test
+    files, so a notebook can at most pass its own questions' tests.
+    """
+
+    HIGHEST_PROTOCOL = 5
 
     @staticmethod
-    def load(file: io.BufferedReader) -> Any:
-        return _ResultsUnpickler(file).load()
+    def load(file: Any) -> Any:
+        grader = ACTIVE
+        if grader is not None and grader.kernel_error:
+            raise RuntimeError(grader.kernel_error)
+        data = file.read(KERNEL_RESULTS_LIMIT + 1)
+        if len(data) > KERNEL_RESULTS_LIMIT:
+            raise RuntimeError("the notebook's results were too large to read")
+        if not data:
+            raise RuntimeError("the notebook's kernel reported no results (did it finish?)")
+        claims = _read_claims(data)
+        tests_dir = grader.source / "tests" if grader is not None else Path("tests")
+        return trusted_results(tests_dir, claims)
+
+
+def _read_claims(data: bytes) -> dict[str, dict[str, tuple[bool, str]]]:
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise RuntimeError(f"the notebook's results could not be read ({type(err).__name__})") from None
+    claims: dict[str, dict[str, tuple[bool, str]]] = {}
+    for test in raw if isinstance(raw, list) else []:
+        if not isinstance(test, dict) or not isinstance(test.get("name"), str):
+            continue
+        cases = claims.setdefault(test["name"], {})
+        for entry in test.get("cases") if isinstance(test.get("cases"), list) else []:
+            if isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str):
+                cases[entry[0]] = (entry[1] is True, str(entry[2])[:2000])
+    return claims
+
+
+def trusted_results(tests_dir: Path, claims: dict[str, dict[str, tuple[bool, str]]]) -> Any:
+    """Otter ``GradingResults`` for the test files in ``tests_dir``, with pass/fail from ``claims``."""
+    from otter.test_files import GradingResults
+    from otter.test_files.abstract_test import TestCaseResult
+    from otter.test_files.exception_test import ExceptionTestFile
+
+    test_files = []
+    for path in sorted(tests_dir.glob("*.py")):
+        test_file = ExceptionTestFile.from_file(str(path))
+        reported = claims.get(test_file.name, {})
+        test_file.test_case_results = [
+            TestCaseResult(test_case=tc, passed=reported.get(tc.name, (False, ""))[0],
+                           message=reported.get(tc.name, (False, "the notebook did not report this test"))[1])
+            for tc in test_file.test_cases
+        ]
+        test_files.append(test_file)
+    return GradingResults(test_files)
+
+
+class _ResultsFile:
+    """Stands in for ``tempfile`` inside ``otter.execute``: the kernel's results file lives in the sandbox,
+    writable by the notebook user, in a folder it cannot change (no link or FIFO can replace it)."""
+
+    @staticmethod
+    def mkstemp(suffix: str = "", *args: Any, **kwargs: Any) -> tuple[int, str]:
+        if ACTIVE is not None and ACTIVE.sandbox is not None:
+            return ACTIVE.sandbox.results_file(suffix)
+        import tempfile
+
+        return tempfile.mkstemp(suffix, *args, **kwargs)
+
+
+def _no_log_server() -> tuple[tuple[str, int], Any]:
+    """Otter's log server unpickles whatever connects to it; the kernel's logs go nowhere instead."""
+    return ("127.0.0.1", 9), lambda: None
+
+
+def _refuse(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("genai-hw: Otter's pickled data from the submission is not read")
+
+
+def _sandboxed_kernel_manager():
+    from jupyter_client.manager import AsyncKernelManager
+
+    class SandboxedKernelManager(AsyncKernelManager):
+        """Starts the notebook's kernel as the sandbox's notebook user, in its folder, with its environment."""
+
+        async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+            box = ACTIVE.sandbox
+            self.connection_file = str(box.root / f"kernel-{secrets.token_hex(6)}.json")
+            return await super()._async_pre_start_kernel(**kw)
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            box = ACTIVE.sandbox
+            box.give(Path(self.connection_file), "notebook")
+            jupyter = {k: v for k, v in (kw.get("env") or {}).items() if k.startswith("JPY_")}
+            kw.update(box.popen_kwargs("notebook", env=box.env("notebook", jupyter)))
+            kw["cwd"] = str(ACTIVE.kernel_dir)
+            return await super()._async_launch_kernel(box.command("notebook", kernel_cmd), **kw)
+
+    return SandboxedKernelManager
 
 
 def _harden_otter() -> None:
-    """Make Otter's notebook run survive what a notebook can do to it.
+    """Make Otter's grading survive a hostile submission (installed once per process).
 
-    - The kernel's pickled results are read with an unpickler that builds only
-      Otter's result classes (a notebook could otherwise make Otter's own
-      process run code while loading them).
-    - A cell that runs past CELL_TIMEOUT is interrupted and counts as an error,
-      instead of hanging the grader.
-    - A kernel that dies (``os._exit`` in a cell, a crash, out of memory) ends
-      the run instead of raising out of Otter, which would leave no
-      results.json; the plugin then reports the notebook as failed and keeps
-      the package points.
+    Every place where Otter 7.0.0's ``otter run`` path deserialises bytes, and
+    what happens to it here:
+
+    - ``otter.check.logs.Log.from_file(".OTTER_LOG")`` (dill, in
+      ``PythonRunner.run``): the file is deleted in ``before_grading`` and
+      ``Log.from_file`` / ``LogEntry.unshelve`` refuse to run.
+    - ``otter.execute.logging.LogRecordStreamHandler.unpickle`` (``pickle.loads``
+      of whatever connects to the log server's localhost port): the server is
+      not started, and ``unpickle`` refuses.
+    - ``otter.execute.grade_notebook``'s ``pickle.load`` of the kernel's
+      results: the kernel writes JSON instead (our export cell) and
+      :class:`_TrustedResults` builds the results from the autograder's test
+      files.
+    - ``otter.run``'s ``dill.load(results/results.pkl)``: written by Otter
+      itself from those trusted objects, in a folder no student user can reach.
+
+    Also: a cell that runs past ``CELL_TIMEOUT`` is interrupted; the whole
+    notebook has a hard wall-clock limit (``NOTEBOOK_LIMIT``) after which
+    every process of the notebook user is killed; a kernel that dies ends the
+    run instead of raising out of Otter.
     """
     import otter.execute
+    import otter.execute.preprocessor
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from nbconvert.preprocessors import ExecutePreprocessor
+    from otter.check.logs import Log, LogEntry
+    from otter.execute.logging import LogRecordStreamHandler
 
-    otter.execute.pickle = _SafePickle
+    otter.execute.pickle = _TrustedResults
+    otter.execute.tempfile = _ResultsFile
+    otter.execute.start_server = _no_log_server
+    otter.execute.preprocessor.EXPORT_CELL_SOURCE = EXPORT_CELL_SOURCE
+    LogRecordStreamHandler.unpickle = _refuse
+    Log.from_file = classmethod(_refuse)
+    LogEntry.unshelve = _refuse
     if getattr(ExecutePreprocessor.preprocess, "_genai_hw", False):
         return
     original = ExecutePreprocessor.preprocess
+    manager_class = _sandboxed_kernel_manager()
 
     def preprocess(self, nb, resources=None, km=None):
+        grader = ACTIVE
         self.timeout = CELL_TIMEOUT
         self.interrupt_on_timeout = True
-        try:
+        if grader is None:  # not a genai-hw grading: Otter as it is
             return original(self, nb, resources, km)
-        except (DeadKernelError, CellTimeoutError, RuntimeError) as err:
-            nb.metadata["genai_hw_kernel_error"] = f"{type(err).__name__}: {str(err)[:300]}"
+        if grader.sandbox is None or grader.kernel_dir is None:  # student code never runs unsandboxed
+            grader.kernel_error = grader.kernel_error or "the grading sandbox could not be set up"
             return nb, resources
+        self.kernel_manager_class = manager_class
+        resources = {"metadata": {"path": str(grader.kernel_dir)}}
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["value"] = original(self, nb, resources, km)
+            except BaseException as err:  # noqa: BLE001 - reported below
+                outcome["error"] = err
+
+        thread = threading.Thread(target=run, name="genai-hw-notebook", daemon=True)
+        thread.start()
+        thread.join(sandboxing.NOTEBOOK_LIMIT)
+        if thread.is_alive():
+            grader.kernel_error = (f"the notebook ran longer than {sandboxing.NOTEBOOK_LIMIT:.0f} s "
+                                   "(its whole time limit under the grader); it was stopped")
+            grader.sandbox.kill("notebook")
+            thread.join(15)  # nbclient notices the dead kernel and cleans up
+            return nb, resources
+        grader.sandbox.kill("notebook")  # whatever the kernel left running
+        error = outcome.get("error")
+        if error is not None:
+            if not isinstance(error, (DeadKernelError, CellTimeoutError, RuntimeError, OSError)):
+                raise error
+            grader.kernel_error = f"the notebook's kernel failed ({type(error).__name__}: {str(error)[:300]})"
+            return nb, resources
+        return outcome["value"]
 
     preprocess._genai_hw = True
     ExecutePreprocessor.preprocess = preprocess
@@ -116,8 +272,34 @@ def _natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
+def _zip_plugin_class(source: Path) -> type | None:
+    """The plugin class of the autograder zip's own ``autograder/`` package, if this is not it.
+
+    ``otter run`` imports the plugin by name, so an installed ``autograder``
+    (an editable checkout, say) would win over the code the zip carries.
+    Loading the zip's package under the name ``autograder`` makes the hidden
+    cases and the harness use the zip's code too.
+    """
+    here = Path(__file__).resolve().parent
+    if not (source / "plugin.py").is_file() or source.resolve() == here:
+        return None
+    for name in [n for n in sys.modules if n == "autograder" or n.startswith("autograder.")]:
+        del sys.modules[name]
+    sys.path.insert(0, str(source.parent))
+    importlib.invalidate_caches()
+    module = importlib.import_module("autograder.plugin")
+    return module.GenaiHwGrader
+
+
 class GenaiHwGrader(AbstractOtterPlugin):
-    """Grades ``genai_hw`` functions against the reference in an isolated process."""
+    """Grades ``genai_hw`` functions against the reference in a sandbox, and the notebook in another."""
+
+    def __new__(cls, submission_path: str, submission_metadata: dict, plugin_config: dict) -> Any:
+        source = Path(submission_path).resolve().parent.parent / "source" / "autograder"
+        own = _zip_plugin_class(source) if cls.__module__ == "autograder.plugin" else None
+        if own is not None and own is not cls:
+            return own(submission_path, submission_metadata, plugin_config)
+        return super().__new__(cls)
 
     def __init__(self, submission_path: str, submission_metadata: dict, plugin_config: dict) -> None:
         super().__init__(submission_path, submission_metadata, plugin_config)
@@ -128,26 +310,72 @@ class GenaiHwGrader(AbstractOtterPlugin):
         self.package_missing = False
         self.session = None
         self.worker: threading.Thread | None = None
+        self.sandbox: sandboxing.Sandbox | None = None
+        self.kernel_dir: Path | None = None
+        self.kernel_error: str | None = None
+        self.notes: list[str] = []
+        self.source = Path(submission_path).resolve().parent.parent / "source"
 
-    def _grading_dir(self) -> Path:
-        return Path(self.submission_path).resolve().parent.parent / "source" / GRADING_DIR
+    # Hooks -----------------------------------------------------------------
 
-    def before_execution(self, submission: Any) -> Any:
-        os.environ["GENAI_HW_GRADING"] = "1"
+    def before_grading(self, config: Any) -> None:
+        global ACTIVE
+        ACTIVE = self
+        submission = Path(self.submission_path).resolve().parent
+        for log in submission.rglob(OTTER_LOG):
+            with contextlib.suppress(OSError):
+                log.unlink()
         try:
             _harden_otter()
         except Exception:  # pragma: no cover - Otter's layout is pinned
-            pass
+            self.error = traceback.format_exc(limit=5)
+        if sandboxing.isolating():
+            with contextlib.suppress(OSError):
+                os.chmod(submission.parent, 0o700)  # /autograder on Gradescope: nothing in it for students
+        else:
+            self.notes.append("genai-hw: " + sandboxing.NOT_ISOLATED)
+        try:
+            self.sandbox = sandboxing.Sandbox()
+        except sandboxing.SandboxError as err:
+            self.error = f"the grading sandbox could not be set up: {err}"
+            return
+        self._install_cleanup()
+
+    def before_execution(self, submission: Any) -> Any:
+        os.environ["GENAI_HW_GRADING"] = "1"
+        if self.sandbox is None:  # no sandbox, no student code: the package and notebook questions score 0
+            return submission
         try:
             self._grade_package()
         except Exception:
             self.error = traceback.format_exc(limit=5)
+        try:
+            self._prepare_kernel_dir()
+        except Exception:
+            self.kernel_error = "the notebook could not be prepared: " + traceback.format_exc(limit=3)
         return submission
+
+    def after_grading(self, results: Any) -> None:
+        try:
+            if self.session is not None:
+                self.worker.join()
+                self.case_results = self.session.finish()
+        except Exception:
+            self.error = (self.error or "") + traceback.format_exc(limit=5)
+        finally:
+            if self.sandbox is not None:
+                self.sandbox.clear()  # nothing of the student's runs on while results are written
+        try:
+            self._merge(results)
+        except Exception:
+            results.set_output("genai-hw grader error while merging results:\n" + traceback.format_exc(limit=5))
+
+    # Steps -----------------------------------------------------------------
 
     def _grade_package(self) -> None:
         from .harness import GradingSession, load_cases, load_reference
 
-        grading = self._grading_dir()
+        grading = self.source / GRADING_DIR
         manifest = json.loads((grading / "manifest.json").read_text(encoding="utf-8"))
         self.questions = manifest["questions"]
         try:
@@ -157,45 +385,57 @@ class GenaiHwGrader(AbstractOtterPlugin):
             shutil.rmtree(grading / "reference", ignore_errors=True)
         self.seed = int(os.environ.get(SEED_ENV_VAR) or secrets.randbelow(2**31))
         package = Path(self.submission_path).resolve().parent / "genai_hw"
-        self.package_missing = not package.is_dir()
-        self.session = GradingSession(cases, package, reference, self.seed, data_dir=grading / "data")
-        self.session.start()  # the submitted package is copied and imported before the notebook runs
+        self.package_missing = not package.is_dir() or package.is_symlink()
+        self.session = GradingSession(cases, package, reference, self.seed, data_dir=grading / "data",
+                                      sandbox=self.sandbox)
+        self.session.start()  # snapshot taken and imported before any other student code runs
+        if self.session.student is not None:
+            self.notes += [f"genai-hw: {note}" for note in self.session.student.notes]
         self.worker = threading.Thread(target=self.session.work, daemon=True)
         self.worker.start()  # results and expected outputs are gathered while the notebook runs
 
-    def after_grading(self, results: Any) -> None:
-        try:
-            if self.session is not None:
-                self.worker.join()
-                self.case_results = self.session.finish()
-        except Exception:
-            self.error = (self.error or "") + traceback.format_exc(limit=5)
-        try:
-            self._merge(results)
-        except Exception:
-            results.set_output("genai-hw grader error while merging results:\n" + traceback.format_exc(limit=5))
+    def _prepare_kernel_dir(self) -> None:
+        """The notebook runs in a copy of the submission that belongs to the notebook user."""
+        self.kernel_dir = self.sandbox.homes["notebook"] / "submission"
+        sandboxing.copy_tree(Path(self.submission_path).resolve().parent, self.kernel_dir,
+                             skip=("__pycache__", OTTER_LOG))
+        self.sandbox.give(self.kernel_dir, "notebook")
+
+    def _install_cleanup(self) -> None:
+        """No student process or file survives the grader, also when it is interrupted."""
+        atexit.register(self._cleanup)
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            previous = signal.getsignal(signum)
+
+            def handler(number, frame, previous=previous):
+                self._cleanup()
+                if callable(previous):
+                    previous(number, frame)
+                raise SystemExit(128 + number)
+
+            signal.signal(signum, handler)
+
+    def _cleanup(self) -> None:
+        if self.sandbox is not None:
+            self.sandbox.close()
 
     def _merge(self, results: Any) -> None:
         from otter.test_files.abstract_test import TestCase, TestCaseResult
         from otter.test_files.exception_test import ExceptionTestFile
 
-        notes = []
+        notes = list(self.notes)
         notebook_error = results.catastrophic_error
-        if notebook_error is not None:
+        if notebook_error is not None or self.sandbox is None:
             results._catastrophic_error = None
-            results.results = {}
-            notes.append(f"The notebook could not be graded ({type(notebook_error).__name__}: "
-                         f"{str(notebook_error)[:300]}); its questions score 0.")
-            tests_dir = Path(self.submission_path).resolve().parent.parent / "source" / "tests"
-            for path in sorted(tests_dir.glob("*.py")):
-                if path.stem in self.questions:
-                    continue
-                test_file = ExceptionTestFile.from_file(str(path))
-                test_file.test_case_results = [
-                    TestCaseResult(test_case=tc, message="the notebook could not be run", passed=False)
-                    for tc in test_file.test_cases
-                ]
-                results.results[test_file.name] = test_file
+            reason = self.kernel_error or (f"{type(notebook_error).__name__}: {str(notebook_error)[:300]}"
+                                           if notebook_error is not None else "the grader could not run it")
+            notes.append(f"The notebook could not be graded ({reason}); its questions score 0.")
+            results.results = trusted_results(self.source / "tests", {}).results
+            for test_file in results.results.values():
+                for result in test_file.test_case_results:
+                    result.message = "the notebook could not be run"
 
         by_question: dict[str, list] = {name: [] for name in self.questions}
         if self.case_results is not None:
@@ -241,4 +481,6 @@ class GenaiHwGrader(AbstractOtterPlugin):
 
             notes.insert(0, PACKAGE_MISSING)
         results.set_output("\n".join(notes))
-        results.set_plugin_data("autograder.plugin.GenaiHwGrader", {"seed": self.seed, "error": self.error})
+        results.set_plugin_data("autograder.plugin.GenaiHwGrader",
+                                {"seed": self.seed, "error": self.error, "plugin_file": __file__,
+                                 "isolated": bool(self.sandbox and self.sandbox.isolated)})

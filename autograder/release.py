@@ -18,6 +18,7 @@ For each homework ``assignments/<hw>/`` (a master notebook ``<hw>.ipynb`` and
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -32,6 +33,27 @@ from . import stubgen
 PACKAGE = "genai_hw"
 AUTOGRADER_DIR = Path(__file__).resolve().parent
 PLUGIN = "autograder.plugin.GenaiHwGrader"
+GRADING_MODULES = ("__init__.py", "cases.py", "gradescope.py", "harness.py", "plugin.py", "runner.py",
+                   "sandbox.py", "wire.py")
+"""The grading side of ``autograder/``: all the autograder zip carries (no build or CLI code)."""
+RUN_OTTER = """\
+\"\"\"Gradescope's entry point: Otter's autograder, and a results.json whatever happens.\"\"\"
+import sys
+
+sys.path.insert(0, "/autograder/source")
+from autograder.gradescope import main  # noqa: E402
+
+if __name__ == "__main__":
+    main("/autograder")
+"""
+SETUP_SANDBOX = """
+# genai-hw: student code runs as unprivileged users (no account needed, see autograder/sandbox.py);
+# they must be able to run Miniforge's Python, which lives under /root.
+chmod o+x /root
+chmod -R o+rX /root/miniforge3
+mamba run -n otter-env python -c "import sys; sys.path.insert(0, '/autograder/source'); \\
+from autograder.sandbox import Sandbox; Sandbox().close(); print('genai-hw sandbox: ok')"
+"""
 
 
 class ReleaseError(RuntimeError):
@@ -252,9 +274,13 @@ def build_autograder(root: Path, homework: Homework, assign_out: Path, questions
                     plugins.append(PLUGIN)
                 config["show_hidden"] = True
                 data = json.dumps(config, indent=2).encode()
+            elif item.filename == "run_otter.py":
+                data = RUN_OTTER.encode()
+            elif item.filename == "setup.sh":
+                data = data.rstrip(b"\n") + b"\n" + SETUP_SANDBOX.encode()
             out.writestr(item, data)
-        for path in sorted(AUTOGRADER_DIR.glob("*.py")):
-            out.write(path, f"autograder/{path.name}")
+        for name in GRADING_MODULES:
+            out.write(AUTOGRADER_DIR / name, f"autograder/{name}")
         out.writestr("genai_hw_grading/manifest.json", json.dumps(manifest, indent=2))
         out.write(homework.cases_file, "genai_hw_grading/hidden_cases.py")
         solutions = root / "solutions" / PACKAGE
@@ -265,6 +291,7 @@ def build_autograder(root: Path, homework: Homework, assign_out: Path, questions
             # The reference's code only: the data the cases load travels once, in genai_hw_grading/data/.
             if path.is_file() and rel.parts[0] not in ("data", "__pycache__") and path.suffix != ".pyc":
                 out.write(path, f"genai_hw_grading/reference/{PACKAGE}/{rel.as_posix()}")
+    os.chmod(zip_path, 0o600)  # it holds the reference and the hidden cases
     return zip_path
 
 
@@ -278,25 +305,85 @@ def make_submission(notebook: Path, package: Path, zip_path: Path) -> Path:
     return zip_path
 
 
+UPLOAD_LIMIT_BYTES = 300 * 2**20
+UPLOAD_LIMIT_FILES = 5000
+
+
+def check_upload(submission: Path) -> str | None:
+    """Why a submission cannot be graded, found before Otter unpacks it (None: it can be)."""
+    if submission.suffix != ".zip":
+        return None
+    try:
+        with zipfile.ZipFile(submission) as zf:
+            entries = zf.infolist()
+    except (zipfile.BadZipFile, OSError) as err:
+        return (f"Your upload is not a zip file that can be opened ({err}). "
+                "Upload the zip the notebook's last cell makes.")
+    size = sum(entry.file_size for entry in entries)
+    if len(entries) > UPLOAD_LIMIT_FILES or size > UPLOAD_LIMIT_BYTES:
+        return (f"Your upload unpacks to {size / 2**20:.0f} MB in {len(entries)} files, over the limit of "
+                f"{UPLOAD_LIMIT_BYTES // 2**20} MB and {UPLOAD_LIMIT_FILES} files. Upload the zip the notebook's "
+                "last cell makes.")
+    return None
+
+
+def _last_error(log: str) -> tuple[str, str]:
+    """The class name and message of the exception at the end of a traceback in ``log``."""
+    for line in reversed(log.strip().splitlines()):
+        match = re.match(r"^([\w.]+(?:Error|Exception|Interrupt)): ?(.*)$", line.strip())
+        if match:
+            return match.group(1).rpartition(".")[2], match.group(2)
+    return "Error", log.strip().splitlines()[-1] if log.strip() else "otter run wrote no results"
+
+
 def otter_run(autograder_zip: Path, submission: Path, out_dir: Path, seed: int | None = None,
               timeout: int = 900) -> dict:
-    """Grade one submission with ``otter run``; return results.json (or an error record)."""
-    import os
+    """Grade one submission with ``otter run``; return its results.json, which always exists afterwards.
+
+    A submission that Otter cannot grade (not a zip, a zip bomb, no notebook,
+    a notebook that is not JSON, a grading past ``timeout``) gets a results
+    record with every question at 0, the reason, and an ``error`` key. Otter
+    and the sandbox run in a private temporary folder that is removed
+    afterwards, with a private copy of the autograder zip (whose path student
+    code could read in ``/proc``), and any sandbox a killed grading left
+    behind is reaped.
+    """
+    from .gradescope import explain, failure_results
+    from .sandbox import reap_abandoned
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    if seed is not None:
-        env["GENAI_HW_SEED"] = str(seed)
-    try:
-        proc = _otter("run", "--no-logo", "-a", str(autograder_zip), "-o", str(out_dir), str(submission),
-                      timeout=timeout, env=env)
-        log = proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired:
-        log = f"otter run did not finish within {timeout} s"
-    (out_dir / "otter_run.log").write_text(log)
     results = out_dir / "results.json"
-    if not results.is_file():
-        return {"error": log[-2000:] or "otter run wrote no results.json", "tests": []}
+    results.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="genai-hw-run-") as tmp:
+        private = Path(tmp)
+        problem = check_upload(submission)
+        log = ""
+        if problem is None:
+            shutil.copyfile(autograder_zip, private / "autograder.zip")
+            env = dict(os.environ, TMPDIR=str(private))
+            if seed is not None:
+                env["GENAI_HW_SEED"] = str(seed)
+            proc = subprocess.Popen([sys.executable, "-m", "otter", "run", "--no-logo", "-a",
+                                     str(private / "autograder.zip"), "-o", str(out_dir), str(submission)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+            try:
+                log, _ = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.terminate()  # the plugin cleans up on SIGTERM
+                try:
+                    log, _ = proc.communicate(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    log, _ = proc.communicate()
+                problem = f"Grading did not finish within {timeout} s. Please tell your instructor."
+            (out_dir / "otter_run.log").write_text(log)
+        if problem is not None or not results.is_file():
+            with zipfile.ZipFile(autograder_zip) as zf:
+                zf.extractall(private / "source", [n for n in zf.namelist()
+                                                   if n.startswith("tests/") or n.endswith("manifest.json")])
+            message = problem or explain(*_last_error(log))
+            results.write_text(json.dumps(failure_results(private / "source", message), indent=2))
+    reap_abandoned()
     return json.loads(results.read_text())
 
 

@@ -59,6 +59,15 @@ TEMP_ROOTS = ("/tmp", "/var/tmp", "/dev/shm")
 SNAPSHOT_LIMIT_BYTES = 200 * 2**20
 SNAPSHOT_LIMIT_FILES = 2000
 
+# Time limits (wall clock). A grading ends within about max(NOTEBOOK_LIMIT,
+# PACKAGE_LIMIT) plus Otter's own start and finish, whatever the submission does.
+CELL_TIMEOUT = float(os.environ.get("GENAI_HW_CELL_TIMEOUT", "120"))
+"""Seconds one notebook cell may run before the kernel is interrupted."""
+NOTEBOOK_LIMIT = float(os.environ.get("GENAI_HW_NOTEBOOK_LIMIT", "210"))
+"""Seconds the whole notebook may run; then every process of the notebook user is killed."""
+PACKAGE_LIMIT = float(os.environ.get("GENAI_HW_PACKAGE_LIMIT", "210"))
+"""Seconds for all package cases of one grading, reruns included, from the start of the package grading."""
+
 NOT_ISOLATED = (
     "Submissions are NOT isolated: the grader is not running as root, so student code runs as your own user "
     "and can read your files and signal the grader. To grade untrusted submissions, run as root in a "
@@ -66,6 +75,18 @@ NOT_ISOLATED = (
     "`pip install genai-hw` and `genai-hw grade ...` inside it), where each grading runs its student code as "
     "its own unprivileged user."
 )
+
+
+DROP = """\
+import os, sys
+uid, gid = int(sys.argv[1]), int(sys.argv[2])
+os.umask(0o077)
+os.setgroups([])
+os.setresgid(gid, gid, gid)
+os.setresuid(uid, uid, uid)
+os.execv(sys.argv[3], sys.argv[3:])
+"""
+"""Becomes the student user (no supplementary groups, private files by default), then runs the command."""
 
 
 class SandboxError(RuntimeError):
@@ -77,8 +98,13 @@ def isolating() -> bool:
     return os.geteuid() == 0
 
 
+def _base_dir() -> Path:
+    """Where sandboxes live: /tmp when isolating (every student user can reach it), else the temp folder."""
+    return Path("/tmp") if isolating() else Path(tempfile.gettempdir())
+
+
 def _slots_dir() -> Path:
-    path = Path(tempfile.gettempdir()) / "genai-hw-slots"
+    path = Path("/tmp") / "genai-hw-slots"
     path.mkdir(mode=0o700, exist_ok=True)
     info = path.lstat()
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
@@ -235,7 +261,7 @@ def _chown_tree(path: Path, uid: int) -> None:
 
 def _make_readable(path: Path) -> None:
     """Root-owned, readable by everyone, writable by nobody else."""
-    for folder, dirs, files in os.walk(path):
+    for folder, _dirs, files in os.walk(path):
         os.chmod(folder, 0o755)
         for name in files:
             os.chmod(os.path.join(folder, name), 0o644)
@@ -259,7 +285,7 @@ class Sandbox:
         if self.isolated:
             self._take_slot()
         prefix = f"genai-hw-sandbox-{self.slot if self.slot is not None else 'u'}-"
-        self.root = Path(tempfile.mkdtemp(prefix=prefix))
+        self.root = Path(tempfile.mkdtemp(prefix=prefix, dir=_base_dir()))
         os.chmod(self.root, 0o711 if self.isolated else 0o700)
         self.pkg = self.root / "pkg"
         self.pkg.mkdir()
@@ -296,8 +322,8 @@ class Sandbox:
     def _check_python(self) -> None:
         """Student users must be able to run the grading Python; say how to fix it if not."""
         try:
-            proc = subprocess.run([self.python, "-I", "-c", "import numpy"], capture_output=True, timeout=60,
-                                  **self.popen_kwargs("package"))
+            proc = subprocess.run(self.command("package", [self.python, "-I", "-c", "import numpy"]),
+                                  capture_output=True, timeout=60, **self.popen_kwargs("package"))
             ok = proc.returncode == 0
             detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
         except (OSError, subprocess.SubprocessError) as err:
@@ -338,14 +364,22 @@ class Sandbox:
         env.update(extra or {})
         return env
 
+    def command(self, role: str, argv: list[str]) -> list[str]:
+        """``argv`` as it must be started for ``role``: through :data:`DROP`, which becomes the role's user.
+
+        ``Popen(user=...)`` would make Python ``fork()`` the grader instead of
+        ``vfork()``, and a fork while another thread of the grader is inside
+        OpenBLAS can hang that thread for good (seen here); the drop to the
+        student user therefore happens in a small exec'd launcher.
+        """
+        if not self.isolated:
+            return list(argv)
+        uid = self.uids[role]
+        return [self.python, "-I", "-S", "-c", DROP, str(uid), str(uid), *argv]
+
     def popen_kwargs(self, role: str, env: dict[str, str] | None = None) -> dict:
-        """Keyword arguments for ``subprocess.Popen`` that start a student process of ``role``."""
-        kwargs = {"cwd": str(self.homes[role]), "env": env or self.env(role), "start_new_session": True,
-                  "umask": 0o077}
-        if self.isolated:
-            uid = self.uids[role]
-            kwargs.update(user=uid, group=uid, extra_groups=[])
-        return kwargs
+        """Keyword arguments for ``subprocess.Popen`` that start :meth:`command` for ``role``."""
+        return {"cwd": str(self.homes[role]), "env": env or self.env(role), "start_new_session": True}
 
     def give(self, path: Path, role: str) -> None:
         """Hand ``path`` (a file or folder this grader made) to the student user of ``role``."""
@@ -377,18 +411,28 @@ class Sandbox:
             return kill_processes(uids=uids)
         return kill_processes(token=self.token)
 
+    def clear(self) -> None:
+        """Kill every student process and remove what student code could have written.
+
+        The sandbox's own folder stays (Otter removes the kernel's results
+        file after the plugin's last hook); :meth:`close` removes it.
+        """
+        self.kill()
+        for folder in [self.pkg, *self.homes.values()]:
+            shutil.rmtree(folder, ignore_errors=True)
+        if self.isolated:
+            remove_files_of(set(self.uids.values()))
+        self.kill()  # anything that slipped in while files were removed
+
     def close(self) -> None:
-        """Kill every student process and remove the grading's folders and the users' temporary files."""
+        """:meth:`clear`, then remove the sandbox's folder and give the slot back."""
         if self.closed:
             return
         self.closed = True
-        self.kill()
+        self.clear()
         shutil.rmtree(self.root, ignore_errors=True)
-        if self.isolated:
-            remove_files_of(set(self.uids.values()))
-            self.kill()  # anything that slipped in while files were removed
-            if self._lock is not None:
-                self._lock.close()
+        if self._lock is not None:
+            self._lock.close()
 
     def __enter__(self) -> Sandbox:
         return self
@@ -402,7 +446,7 @@ def reap_slot(slot: int) -> None:
     uids = set(slot_uids(slot).values())
     kill_processes(uids=uids)
     remove_files_of(uids)
-    for leftover in Path(tempfile.gettempdir()).glob(f"genai-hw-sandbox-{slot}-*"):
+    for leftover in _base_dir().glob(f"genai-hw-sandbox-{slot}-*"):
         if leftover.lstat().st_uid == os.geteuid():
             shutil.rmtree(leftover, ignore_errors=True)
 
