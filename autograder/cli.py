@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from . import grade as grading
-from . import stubgen
+from . import sandbox, stubgen
 from .release import PACKAGE, ReleaseError, project_root, release
 
 
@@ -21,6 +21,8 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _grade(args: argparse.Namespace) -> int:
+    if not sandbox.isolating():
+        print(f"genai-hw grade: warning: {sandbox.NOT_ISOLATED}", file=sys.stderr)
     out = Path(args.out)
     rows = grading.grade(Path(args.autograder), [Path(p) for p in args.submissions], out, seed=args.seed)
     csv_path = Path(args.csv) if args.csv else out / "grades.csv"

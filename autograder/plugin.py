@@ -410,7 +410,8 @@ class GenaiHwGrader(AbstractOtterPlugin):
             previous = signal.getsignal(signum)
 
             def handler(number, frame, previous=previous):
-                self._cleanup()
+                if self.sandbox is not None:
+                    self.sandbox.clear()  # close() follows at exit, after Otter's own clean-up
                 if callable(previous):
                     previous(number, frame)
                 raise SystemExit(128 + number)

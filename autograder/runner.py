@@ -133,6 +133,9 @@ def main():
     job = json.loads(sys.stdin.readline())
     emit = _emitter(bytes.fromhex(job.pop("key")))
     sys.path.insert(0, package_root)
+    # Only the snapshot provides genai_hw: no installed copy (an editable install's finder would
+    # hand a module the upload lacks from the course checkout).
+    sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "__module__", "").startswith("_frozen_importlib")]
     import genai_hw_wire as wire
 
     wire.STUDENT_SIDE = True

