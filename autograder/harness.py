@@ -358,14 +358,14 @@ class GradingSession:
        from the seed, snapshots the submitted package and launches the
        isolated runner on it as the sandbox's package user; returns once the
        runner has imported the package.
-    2. :meth:`work` (may run in a thread while the notebook runs): collects
-       the runner's results and computes the expected outputs with the
-       reference. A runner that breaks is *not* restarted here, so no new
-       process is set up while the notebook could interfere.
-    3. :meth:`finish` (after the notebook): runs what is left in fresh
-       runners (from the same snapshot), compares, and returns one
-       :class:`CaseResult` per case. Judging a case never raises: whatever
-       goes wrong costs that case alone.
+    2. :meth:`work` (may run in a thread while the notebook runs): computes
+       the expected outputs with the reference and collects the runner's
+       results; a runner that breaks is restarted (from the same read-only
+       snapshot) for the remaining cases, so the package's time limit does
+       not depend on how long the notebook takes.
+    3. :meth:`finish` (after the notebook): waits for what is left, compares,
+       and returns one :class:`CaseResult` per case. Judging a case never
+       raises: whatever goes wrong costs that case alone.
 
     ``sandbox``: where student code runs (see :mod:`autograder.sandbox`); by
     default the session makes its own and closes it in :meth:`finish`.
@@ -424,7 +424,7 @@ class GradingSession:
                 except Exception as err:
                     self.spec_errors[index] = _grader_error(err)
             if self.student is not None:
-                self.student.pump(restart=False)
+                self.student.pump(restart=True)
         except Exception as err:  # pragma: no cover - reported by finish()
             self.work_error = _grader_error(err)
 

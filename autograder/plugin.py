@@ -20,8 +20,8 @@ grader is root), and closes Otter's deserialisation paths.
   It copies the submission into the sandbox's notebook folder, where the
   kernel will run as the notebook user, and sets ``GENAI_HW_GRADING=1``.
 
-``after_grading``: finishes the package grading (a case that broke the
-  runner is rerun only now, from the same snapshot), kills every student
+``after_grading``: waits for the package grading (a runner that broke was
+  restarted from the same snapshot for the remaining cases), kills every student
   process and removes the sandbox, and replaces whatever the kernel reported
   for the package questions with the plugin's results. The notebook's own
   questions keep the kernel's pass/fail, with their points taken from the

@@ -54,7 +54,7 @@ SLOTS = 256
 ROLES = ("package", "notebook")
 MARKER = "GENAI_HW_SANDBOX"
 """Environment variable that every student process inherits: finds them when nothing is isolated."""
-TEMP_ROOTS = ("/tmp", "/var/tmp", "/dev/shm")
+TEMP_ROOTS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 """World-writable folders whose entries owned by a slot's users are removed when the slot is reaped."""
 SNAPSHOT_LIMIT_BYTES = 200 * 2**20
 SNAPSHOT_LIMIT_FILES = 2000
@@ -70,23 +70,26 @@ PACKAGE_LIMIT = float(os.environ.get("GENAI_HW_PACKAGE_LIMIT", "210"))
 
 NOT_ISOLATED = (
     "Submissions are NOT isolated: the grader is not running as root, so student code runs as your own user "
-    "and can read your files and signal the grader. To grade untrusted submissions, run as root in a "
-    "throw-away container (for example `docker run --rm -it -v $PWD:/course python:3.11 bash`, then "
-    "`pip install genai-hw` and `genai-hw grade ...` inside it), where each grading runs its student code as "
-    "its own unprivileged user."
+    "and can read your files and signal the grader. To grade untrusted submissions, run the grader as root "
+    "in a throw-away container (for example `docker run --rm -it -v \"$PWD\":/course -w /course python:3.11 bash`, "
+    "then the README's set-up), where each grading runs its student code as unprivileged users of its own "
+    "(README: How grading works)."
 )
 
 
 DROP = """\
-import os, sys
+import ctypes, os, sys
 uid, gid = int(sys.argv[1]), int(sys.argv[2])
 os.umask(0o077)
 os.setgroups([])
 os.setresgid(gid, gid, gid)
 os.setresuid(uid, uid, uid)
+if ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+    raise SystemExit("genai-hw sandbox: prctl(PR_SET_NO_NEW_PRIVS) failed")
 os.execv(sys.argv[3], sys.argv[3:])
 """
-"""Becomes the student user (no supplementary groups, private files by default), then runs the command."""
+"""Becomes the student user (no supplementary groups, private files by default, and no way back up
+through a setuid program: no_new_privs), then runs the command."""
 
 
 class SandboxError(RuntimeError):

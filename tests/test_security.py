@@ -32,7 +32,7 @@ import pytest
 
 from autograder import sandbox
 from autograder.release import make_submission, otter_run, score_of
-from conftest import SOLUTIONS, STUBS
+from conftest import ROOT, SOLUTIONS, STUBS
 
 pytestmark = pytest.mark.slow
 root_only = pytest.mark.skipif(not sandbox.isolating(), reason="student users need a root grader")
@@ -164,7 +164,8 @@ def test_otter_log_server_never_unpickles(released, tmp_path):
 
 PROBE = '''
 import glob, json, os, signal, zipfile
-found = {{"uid": os.getuid(), "read": [], "denied": [], "signalled": [], "zips_seen": []}}
+found = {{"uid": os.getuid(), "read": [], "denied": [], "signalled": [], "zips_seen": [],
+         "no_new_privs": [l.split()[1] for l in open("/proc/self/status") if l.startswith("NoNewPrivs")]}}
 paths = set(glob.glob("/tmp/*/autograder/source/**/*", recursive=True))
 paths |= set(glob.glob("/tmp/genai-hw-run-*/**/*", recursive=True))
 for pid in [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]:
@@ -238,6 +239,7 @@ def test_student_code_cannot_read_or_signal_the_grader(released, tmp_path, repor
     for side in ("runner", "kernel"):
         seen = findings(report_dir, side)
         assert seen["uid"] in POOL, f"the {side} ran as uid {seen['uid']}"
+        assert seen["no_new_privs"] == ["1"], "a setuid program could give student code root again"
         assert seen["read"] == [] and seen["signalled"] == [], (side, seen)
         assert seen["zips_seen"], f"the {side} did not even see the autograder zip's path"  # the attack had a target
         assert any("/solutions/genai_hw/" in path for path in seen["denied"]), "the checkout was not found"
@@ -261,8 +263,8 @@ open({report!r}, "w").write(json.dumps({{"targets": targets, "written": written}
 
 @root_only
 def test_the_graded_snapshot_cannot_be_changed(released, tmp_path, report_dir):
-    """A notebook that rewrites the runner's copy of the package (reused when the runner restarts after
-    the notebook, which a crashing case forces here) changes nothing."""
+    """A notebook that rewrites the runner's copy of the package (which every restarted runner imports
+    again; a crashing case forces a restart here) changes nothing."""
     upload = submission(released, tmp_path, cells=(SNAPSHOT_ATTACK.format(report=str(report_dir / "nb.json")),),
                         append={"ngrams": "def normalize(text):\n    import os\n    os._exit(3)\n"})
     results = otter_run(released["zip"], upload, tmp_path / "out")
@@ -584,6 +586,26 @@ def test_the_gradescope_entry_point_always_writes_results(released, tmp_path):
     results = json.loads((ag / "results" / "results.json").read_text())
     assert results["score"] == 0 and "not a valid .ipynb file" in results["output"]
     assert {t["name"] for t in results["tests"]} >= {"q1", "q8", "q10"}
+
+
+@root_only
+def test_a_non_root_grader_grades_and_says_it_is_not_isolated(released, solution_notebook, tmp_path):
+    """An instructor's laptop: otter run as an ordinary user (here uid 1234) grades the reference fully
+    and says plainly in the results that nothing was isolated."""
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="genai-hw-laptop-"))
+    shutil.copytree(ROOT / "autograder", home / "autograder", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(released["zip"], home / "ag.zip")
+    make_submission(solution_notebook, SOLUTIONS, home / "sub.zip")
+    subprocess.run(["chown", "-R", "1234:1234", str(home)], check=True)
+    proc = subprocess.run(["setpriv", "--reuid=1234", "--regid=1234", "--clear-groups", "env", f"HOME={home}",
+                           f"TMPDIR={home}", sys.executable, "-m", "otter", "run", "--no-logo", "-a", "ag.zip",
+                           "-o", str(home), "sub.zip"], cwd=home, capture_output=True, text=True, timeout=300)
+    results = json.loads((home / "results.json").read_text()) if (home / "results.json").is_file() else {}
+    shutil.rmtree(home)
+    assert score_of(results) == (20.0, 20.0), proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "NOT isolated" in results["output"]
 
 
 def test_grade_says_plainly_when_submissions_are_not_isolated(released, tmp_path, monkeypatch, capsys):
