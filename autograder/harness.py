@@ -158,15 +158,19 @@ class StudentProcess:
             "GENAI_HW_DATA_DIR": str(self.data_dir or ""),
         })
 
-    def _read(self, proc: subprocess.Popen, lines: queue.Queue) -> None:
-        for raw in proc.stdout:
-            text, _, mac = raw.decode("utf-8", errors="replace").rstrip("\n").rpartition("\t")
-            expected = hmac.new(self.key, text.encode("utf-8"), hashlib.sha256).hexdigest()
-            if hmac.compare_digest(mac, expected):
-                try:
-                    lines.put(json.loads(text))
-                except ValueError:
-                    pass
+    @staticmethod
+    def _read(proc: subprocess.Popen, lines: queue.Queue, key: bytes) -> None:
+        try:
+            for raw in proc.stdout:
+                text, _, mac = raw.decode("utf-8", errors="replace").rstrip("\n").rpartition("\t")
+                expected = hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+                if hmac.compare_digest(mac, expected):
+                    try:
+                        lines.put(json.loads(text))
+                    except ValueError:
+                        pass
+        except (OSError, ValueError):  # the pipe was closed under us: the runner was stopped
+            pass
         lines.put(None)  # end of output: the process has ended
 
     def start(self, ready_timeout: float = READY_TIMEOUT) -> None:
@@ -187,7 +191,7 @@ class StudentProcess:
             self.proc.stdin.close()
         except BrokenPipeError:
             pass
-        threading.Thread(target=self._read, args=(self.proc, self.lines), daemon=True).start()
+        threading.Thread(target=self._read, args=(self.proc, self.lines, self.key), daemon=True).start()
         deadline = min(time.monotonic() + ready_timeout, self.deadline)
         while time.monotonic() < deadline:
             try:

@@ -339,6 +339,7 @@ class GenaiHwGrader(AbstractOtterPlugin):
         except sandboxing.SandboxError as err:
             self.error = f"the grading sandbox could not be set up: {err}"
             return
+        self.sandbox.remember(submission.parent.parent)  # otter run's temporary folder, if this is one
         self._install_cleanup()
 
     def before_execution(self, submission: Any) -> Any:

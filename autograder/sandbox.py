@@ -318,9 +318,15 @@ class Sandbox:
                     continue
                 raise
             self.slot, self._lock, self.uids = slot, handle, uids
-            reap_slot(slot)  # whatever a killed grader left behind
+            reap_slot(slot, handle)  # whatever a killed grader left behind
             return
         raise SandboxError(f"all {SLOTS} sandbox slots are in use")
+
+    def remember(self, folder: Path) -> None:
+        """Record ``otter run``'s temporary folder: if this grader is killed, the slot's next user removes it."""
+        if self._lock is not None and _is_otter_folder(folder):
+            self._lock.write(f"{folder}\n")
+            self._lock.flush()
 
     def _check_python(self) -> None:
         """Student users must be able to run the grading Python; say how to fix it if not."""
@@ -444,14 +450,33 @@ class Sandbox:
         self.close()
 
 
-def reap_slot(slot: int) -> None:
-    """Kill the processes and remove the files of a slot whose grader is gone."""
+def _is_otter_folder(path: Path) -> bool:
+    """``otter run``'s own temporary folder (``tmpXXXX/autograder/source``), owned by the grader."""
+    try:
+        return (path.is_absolute() and path.name.startswith("tmp") and path.lstat().st_uid == os.geteuid()
+                and (path / "autograder" / "source").is_dir() and not path.is_symlink())
+    except OSError:
+        return False
+
+
+def reap_slot(slot: int, lock) -> None:
+    """Kill the processes and remove the files of a slot whose grader is gone (``lock`` is held).
+
+    Also removes the folders its grader recorded with :meth:`Sandbox.remember`
+    (``otter run``'s temporary folder, with the hidden cases in it).
+    """
     uids = set(slot_uids(slot).values())
     kill_processes(uids=uids)
     remove_files_of(uids)
     for leftover in _base_dir().glob(f"genai-hw-sandbox-{slot}-*"):
         if leftover.lstat().st_uid == os.geteuid():
             shutil.rmtree(leftover, ignore_errors=True)
+    lock.seek(0)
+    for line in lock.read().splitlines():
+        if _is_otter_folder(Path(line)):
+            shutil.rmtree(line, ignore_errors=True)
+    lock.seek(0)
+    lock.truncate()
 
 
 def reap_abandoned() -> int:
@@ -466,6 +491,6 @@ def reap_abandoned() -> int:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 continue  # a grader is using it
-            reap_slot(int(lock.stem.split("-")[1]))
+            reap_slot(int(lock.stem.split("-")[1]), handle)
             reaped += 1
     return reaped

@@ -458,12 +458,12 @@ def test_an_interrupted_grading_leaves_no_process_or_file(released, tmp_path, ho
     proc.wait(timeout=60)
     if how == "SIGKILL":
         assert student_processes(), "SIGKILL should have left the sandbox behind"
+        assert len(list(private.iterdir())) > 1, "SIGKILL should have left Otter's folder behind"
         sandbox.reap_abandoned()
     time.sleep(0.2)
     assert student_processes() == []
     assert list(Path("/tmp").glob("genai-hw-sandbox-*")) == []
-    if how == "SIGTERM":
-        assert [p.name for p in private.iterdir()] == ["ag.zip"], "Otter's temporary folder was left behind"
+    assert [p.name for p in private.iterdir()] == ["ag.zip"], "Otter's temporary folder was left behind"
 
 
 # 5. The grader runs the code it was given -------------------------------------------------------------
@@ -482,11 +482,23 @@ def test_grading_uses_the_code_in_the_autograder_zip(released, tmp_path):
     assert "ZIP-CODE: no genai_hw/ folder" in results["output"]
 
 
-def test_the_autograder_zip_is_readable_by_its_owner_only(released):
+def test_the_autograder_zip_is_private_and_carries_only_grading_code(released, tmp_path):
     assert released["zip"].stat().st_mode & 0o777 == 0o600
-    names = zipfile.ZipFile(released["zip"]).namelist()
+    with zipfile.ZipFile(released["zip"]) as zf:
+        names = zf.namelist()
+        setup, run_otter = zf.read("setup.sh").decode(), zf.read("run_otter.py").decode()
+        zf.extractall(tmp_path / "source")
     assert "autograder/release.py" not in names and "autograder/cli.py" not in names
     assert "autograder/sandbox.py" in names and "autograder/gradescope.py" in names
+    assert "from autograder.gradescope import main" in run_otter
+    # setup.sh lets the sandbox users run Miniforge's Python and proves the sandbox works at image build
+    # time; its check, run here with this Python, passes.
+    assert "chmod o+x /root" in setup
+    check = setup.split("mamba run -n otter-env python -c ", 1)[1].strip().strip('"').replace("\\\n", "")
+    check = check.replace("/autograder/source", str(tmp_path / "source"))
+    if sandbox.isolating():
+        proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+        assert "genai-hw sandbox: ok" in proc.stdout, proc.stderr
 
 
 # 6. Malformed uploads: a results.json with a clear message, never a crash ----------------------------
