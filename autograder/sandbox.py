@@ -146,16 +146,17 @@ def _process_uids(pid: int) -> tuple[set[int], bool]:
     return uids, zombie
 
 
-def _has_marker(pid: int, token: str) -> bool:
+def _has_marker(pid: int, tokens: set[str]) -> bool:
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
-            return f"{MARKER}={token}".encode() in f.read().split(b"\0")
+            entries = set(f.read().split(b"\0"))
     except OSError:
         return False
+    return any(f"{MARKER}={token}".encode() in entries for token in tokens)
 
 
-def processes_of(uids: set[int] | None = None, token: str | None = None) -> list[int]:
-    """Live processes running as one of ``uids`` (or, without uids, carrying the marker ``token``)."""
+def processes_of(uids: set[int] | None = None, tokens: set[str] | None = None) -> list[int]:
+    """Live processes running as one of ``uids`` (or, without uids, carrying one of the markers ``tokens``)."""
     found = []
     me = os.getpid()
     for pid in _process_ids():
@@ -166,7 +167,7 @@ def processes_of(uids: set[int] | None = None, token: str | None = None) -> list
                 owners, zombie = _process_uids(pid)
                 if owners & uids and not zombie:
                     found.append(pid)
-            elif token is not None and _has_marker(pid, token):
+            elif tokens and _has_marker(pid, tokens):
                 _, zombie = _process_uids(pid)
                 if not zombie:
                     found.append(pid)
@@ -175,15 +176,15 @@ def processes_of(uids: set[int] | None = None, token: str | None = None) -> list
     return found
 
 
-def kill_processes(uids: set[int] | None = None, token: str | None = None, rounds: int = 50) -> int:
-    """SIGKILL every process of ``uids`` (or with the marker ``token``), by pid, until none is left.
+def kill_processes(uids: set[int] | None = None, tokens: set[str] | None = None, rounds: int = 50) -> int:
+    """SIGKILL every process of ``uids`` (or with one of the markers ``tokens``), by pid, until none is left.
 
     A process that forks while we kill is caught by the next round. Returns
     how many kills were sent.
     """
     sent = 0
     for _ in range(rounds):
-        pids = processes_of(uids, token)
+        pids = processes_of(uids, tokens)
         if not pids:
             return sent
         for pid in pids:
@@ -365,7 +366,7 @@ class Sandbox:
             "OPENBLAS_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1",
             "GENAI_HW_GRADING": "1",
-            MARKER: self.token,
+            MARKER: f"{self.token}-{role}",
         }
         for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "CUDA_VISIBLE_DEVICES"):
             if name in os.environ:
@@ -418,7 +419,7 @@ class Sandbox:
         if self.isolated:
             uids = set(self.uids.values()) if role is None else {self.uids[role]}
             return kill_processes(uids=uids)
-        return kill_processes(token=self.token)
+        return kill_processes(tokens={f"{self.token}-{r}" for r in (ROLES if role is None else (role,))})
 
     def clear(self) -> None:
         """Kill every student process and remove what student code could have written.

@@ -603,13 +603,22 @@ def test_the_gradescope_entry_point_always_writes_results(released, tmp_path):
 @root_only
 def test_a_non_root_grader_grades_and_says_it_is_not_isolated(released, solution_notebook, tmp_path):
     """An instructor's laptop: otter run as an ordinary user (here uid 1234) grades the reference fully
-    and says plainly in the results that nothing was isolated."""
+    and says plainly in the results that nothing was isolated. The package runner ends (a few seconds in)
+    while the notebook still runs: ending it must not end the kernel."""
     import tempfile
 
     home = Path(tempfile.mkdtemp(prefix="genai-hw-laptop-"))
     shutil.copytree(ROOT / "autograder", home / "autograder", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(released["zip"], home / "ag.zip")
-    make_submission(solution_notebook, SOLUTIONS, home / "sub.zip")
+    nb = nbformat.read(solution_notebook, as_version=4)
+    nb.cells.insert(1, nbformat.v4.new_code_cell("import time\ntime.sleep(10)"))
+    nbformat.write(nb, home / solution_notebook.name)
+    package = home / "genai_hw"
+    shutil.copytree(SOLUTIONS, package, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(package / "training.py", "a") as f:
+        f.write("\n_fit_line = fit_line\n\ndef fit_line(*args, **kwargs):\n    import time\n    time.sleep(0.6)\n"
+                "    return _fit_line(*args, **kwargs)\n")
+    make_submission(home / solution_notebook.name, package, home / "sub.zip")
     subprocess.run(["chown", "-R", "1234:1234", str(home)], check=True)
     proc = subprocess.run(["setpriv", "--reuid=1234", "--regid=1234", "--clear-groups", "env", f"HOME={home}",
                            f"TMPDIR={home}", sys.executable, "-m", "otter", "run", "--no-logo", "-a", "ag.zip",
