@@ -620,11 +620,14 @@ def test_a_non_root_grader_grades_and_says_it_is_not_isolated(released, solution
                 "    return _fit_line(*args, **kwargs)\n")
     make_submission(home / solution_notebook.name, package, home / "sub.zip")
     subprocess.run(["chown", "-R", "1234:1234", str(home)], check=True)
-    proc = subprocess.run(["setpriv", "--reuid=1234", "--regid=1234", "--clear-groups", "env", f"HOME={home}",
-                           f"TMPDIR={home}", sys.executable, "-m", "otter", "run", "--no-logo", "-a", "ag.zip",
-                           "-o", str(home), "sub.zip"], cwd=home, capture_output=True, text=True, timeout=300)
-    results = json.loads((home / "results.json").read_text()) if (home / "results.json").is_file() else {}
-    shutil.rmtree(home)
+    try:
+        proc = subprocess.run(["setpriv", "--reuid=1234", "--regid=1234", "--clear-groups", "env",
+                               f"HOME={home}", f"TMPDIR={home}", sys.executable, "-m", "otter", "run", "--no-logo",
+                               "-a", "ag.zip", "-o", str(home), "sub.zip"],
+                              cwd=home, capture_output=True, text=True, timeout=300)
+        results = json.loads((home / "results.json").read_text()) if (home / "results.json").is_file() else {}
+    finally:
+        shutil.rmtree(home)
     assert score_of(results) == (20.0, 20.0), proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "NOT isolated" in results["output"]
 
