@@ -40,7 +40,7 @@ import numpy as np
 from . import wire
 from .cases import Call, Case, short
 from .runner import seed_globals
-from .sandbox import PACKAGE_LIMIT, Sandbox, copy_tree
+from .sandbox import MEMORY_MIB, PACKAGE_LIMIT, Sandbox, copy_tree
 
 REFERENCE_NAME = "genai_hw_reference"
 CALL_GRACE = 2.0
@@ -152,6 +152,13 @@ class StudentProcess:
             self.proc = None
         self.sandbox.kill("package")
 
+    def _ended_why(self) -> str:
+        """Why the runner ended during a case: over its memory limit (the watch killed it), or on its own."""
+        over = self.sandbox.watch.over.pop("package", None)
+        if over:
+            return f"{self.sandbox.watch.message('package')}; it was stopped at {over:.0f} MiB"
+        return f"the Python process running your code ended during this case (exit code {self.proc.returncode})"
+
     def _env(self) -> dict[str, str]:
         return self.sandbox.env("package", {
             "GENAI_HW_DEVICE": _student_device(),
@@ -242,8 +249,7 @@ class StudentProcess:
                 if event is None:  # the process ended
                     self.proc.wait()
                     if current is not None:
-                        broken = (current, "the Python process running your code ended during this case "
-                                           f"(exit code {self.proc.returncode})")
+                        broken = (current, self._ended_why())
                     break
                 if isinstance(event, dict):
                     index = event.get("case")
@@ -266,10 +272,12 @@ class StudentProcess:
             before = len(self.pending)
             self.pending = [job for job in self.pending if job["index"] not in self.records]
             if self.pending and len(self.pending) == before:
-                # The process died before starting any case (for example at interpreter start).
+                # The process died before starting any case (at interpreter start, or importing the package).
+                over = self.sandbox.watch.over.pop("package", None)
+                reason = ("importing your genai_hw package " + self.sandbox.watch.message("package")
+                          if over else "the Python process running your code could not start")
                 for job in self.pending:
-                    self.records[job["index"]] = {"event": "done", "case": job["index"],
-                                                  "broken": "the Python process running your code could not start"}
+                    self.records[job["index"]] = {"event": "done", "case": job["index"], "broken": reason}
                 self.pending = []
 
 
@@ -310,6 +318,8 @@ def _judge(case: Case, one: Call, expected: dict[str, Any], got: dict[str, Any],
         names = got.get("types") or ["Exception"]
         if expected["status"] == "raised" and expected["types"][0] in names:
             return None
+        if "MemoryError" in names:
+            return f"{on}: used more than {MEMORY_MIB['package']} MiB of memory (the limit for one case)"
         where = f" ({got['where']})" if got.get("where") else ""
         if expected["status"] == "raised" and not fixed:
             return f"{on}: expected {expected['types'][0]} to be raised, got {names[0]}: {got.get('message', '')}"

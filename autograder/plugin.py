@@ -255,6 +255,9 @@ def _harden_otter() -> None:
             thread.join(15)  # nbclient notices the dead kernel and cleans up
             return nb, resources
         grader.sandbox.kill("notebook")  # whatever the kernel left running
+        if grader.sandbox.watch.over.get("notebook"):
+            grader.kernel_error = f"the notebook {grader.sandbox.watch.message('notebook')}; its kernel was stopped"
+            return nb, resources
         error = outcome.get("error")
         if error is not None:
             if not isinstance(error, (DeadKernelError, CellTimeoutError, RuntimeError, OSError)):

@@ -45,6 +45,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -68,6 +69,22 @@ NOTEBOOK_LIMIT = float(os.environ.get("GENAI_HW_NOTEBOOK_LIMIT", "210"))
 PACKAGE_LIMIT = float(os.environ.get("GENAI_HW_PACKAGE_LIMIT", "210"))
 """Seconds for all package cases of one grading, reruns included, from the start of the package grading."""
 
+# Resource limits, per role (all processes of that role's user together), the same on every machine.
+MEMORY_MIB = {
+    "package": int(os.environ.get("GENAI_HW_PACKAGE_MEMORY_MIB", "300")),
+    "notebook": int(os.environ.get("GENAI_HW_NOTEBOOK_MEMORY_MIB", "400")),
+}
+"""Resident memory (MiB, summed over the role's processes) past which the role's processes are killed."""
+DATA_SLACK_MIB = 100
+"""RLIMIT_DATA of each student process is its role's memory limit plus this (libraries map data they never
+touch): one huge allocation then fails at once with MemoryError instead of racing the watcher."""
+MAX_PROCESSES = int(os.environ.get("GENAI_HW_MAX_PROCESSES", "128"))
+"""RLIMIT_NPROC: processes and threads one student user may have at once."""
+MAX_FILE_MIB = int(os.environ.get("GENAI_HW_MAX_FILE_MIB", "64"))
+"""RLIMIT_FSIZE: the largest file student code may write (a larger write fails with 'File too large')."""
+WATCH_INTERVAL = 0.05
+"""Seconds between two samples of the student users' memory."""
+
 NOT_ISOLATED = (
     "Submissions are NOT isolated: the grader is not running as root, so student code runs as your own user "
     "and can read your files and signal the grader. To grade untrusted submissions, run the grader as root "
@@ -78,18 +95,22 @@ NOT_ISOLATED = (
 
 
 DROP = """\
-import ctypes, os, sys
-uid, gid = int(sys.argv[1]), int(sys.argv[2])
+import ctypes, os, resource, signal, sys
+uid, gid, nproc, fsize, data = (int(a) for a in sys.argv[1:6])
+for limit, value in ((resource.RLIMIT_NPROC, nproc), (resource.RLIMIT_FSIZE, fsize),
+                     (resource.RLIMIT_DATA, data), (resource.RLIMIT_CORE, 0)):
+    resource.setrlimit(limit, (value, value))
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past RLIMIT_FSIZE fails with EFBIG instead of killing
 os.umask(0o077)
 os.setgroups([])
 os.setresgid(gid, gid, gid)
 os.setresuid(uid, uid, uid)
 if ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
     raise SystemExit("genai-hw sandbox: prctl(PR_SET_NO_NEW_PRIVS) failed")
-os.execv(sys.argv[3], sys.argv[3:])
+os.execv(sys.argv[6], sys.argv[6:])
 """
-"""Becomes the student user (no supplementary groups, private files by default, and no way back up
-through a setuid program: no_new_privs), then runs the command."""
+"""Sets the student process's limits, becomes the student user (no supplementary groups, private files by
+default, and no way back up through a setuid program: no_new_privs), then runs the command."""
 
 
 class SandboxError(RuntimeError):
@@ -193,6 +214,72 @@ def kill_processes(uids: set[int] | None = None, tokens: set[str] | None = None,
                 sent += 1
         time.sleep(0.01)
     return sent
+
+
+def _status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as f:
+        return {key: value.strip() for key, _, value in (line.partition(":") for line in f)}
+
+
+class MemoryWatch:
+    """Samples each role's resident memory (all its processes together) and kills a role that goes over
+    its limit. ``over[role]`` then holds the memory it had; ``peak[role]`` is the largest sample."""
+
+    def __init__(self, sandbox: Sandbox, limits: dict[str, int] | None = None,
+                 interval: float = WATCH_INTERVAL) -> None:
+        self.sandbox, self.limits, self.interval = sandbox, dict(limits or MEMORY_MIB), interval
+        self.over: dict[str, float] = {}
+        self.peak: dict[str, float] = {role: 0.0 for role in ROLES}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="genai-hw-memory", daemon=True)
+
+    def start(self) -> MemoryWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def usage(self) -> dict[str, float]:
+        """Resident MiB of each role now (one pass over /proc)."""
+        box = self.sandbox
+        roles = {uid: role for role, uid in box.uids.items()} if box.isolated else {}
+        me = os.getuid()
+        used = {role: 0 for role in ROLES}
+        for pid in _process_ids():
+            try:
+                status = _status(pid)
+                uid = int(status["Uid"].split()[0])
+                if box.isolated:
+                    role = roles.get(uid)
+                elif uid == me and pid != os.getpid():
+                    role = next((r for r in ROLES if _has_marker(pid, {f"{box.token}-{r}"})), None)
+                else:
+                    role = None
+                if role is not None:
+                    used[role] += int(status.get("VmRSS", "0 kB").split()[0])
+            except (OSError, KeyError, ValueError, IndexError):
+                continue
+        return {role: kib / 1024 for role, kib in used.items()}
+
+    def sample(self) -> None:
+        for role, used in self.usage().items():
+            self.peak[role] = max(self.peak[role], used)
+            if used > self.limits[role]:
+                self.over[role] = max(self.over.get(role, 0.0), used)
+                self.sandbox.kill(role)
+
+    def message(self, role: str) -> str:
+        return f"used more than {self.limits[role]} MiB of memory (the limit for {_ROLE_WORDS[role]})"
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+
+_ROLE_WORDS = {"package": "your package's functions", "notebook": "the notebook"}
 
 
 def remove_files_of(uids: set[int], roots: tuple[str, ...] = TEMP_ROOTS) -> None:
@@ -301,6 +388,7 @@ class Sandbox:
         self.closed = False
         if self.isolated:
             self._check_python()
+        self.watch = MemoryWatch(self).start()
 
     # Slots ---------------------------------------------------------------
 
@@ -385,7 +473,8 @@ class Sandbox:
         if not self.isolated:
             return list(argv)
         uid = self.uids[role]
-        return [self.python, "-I", "-S", "-c", DROP, str(uid), str(uid), *argv]
+        limits = [MAX_PROCESSES, MAX_FILE_MIB * 2**20, (MEMORY_MIB[role] + DATA_SLACK_MIB) * 2**20]
+        return [self.python, "-I", "-S", "-c", DROP, str(uid), str(uid), *map(str, limits), *argv]
 
     def popen_kwargs(self, role: str, env: dict[str, str] | None = None) -> dict:
         """Keyword arguments for ``subprocess.Popen`` that start :meth:`command` for ``role``."""
@@ -414,6 +503,12 @@ class Sandbox:
 
     # Ending ----------------------------------------------------------------
 
+    def processes(self, role: str) -> list[int]:
+        """The live processes of ``role``."""
+        if self.isolated:
+            return processes_of(uids={self.uids[role]})
+        return processes_of(tokens={f"{self.token}-{role}"})
+
     def kill(self, role: str | None = None) -> int:
         """Kill every process of ``role`` (default: both), by pid, detached ones included."""
         if self.isolated:
@@ -427,6 +522,8 @@ class Sandbox:
         The sandbox's own folder stays (Otter removes the kernel's results
         file after the plugin's last hook); :meth:`close` removes it.
         """
+        if hasattr(self, "watch"):
+            self.watch.stop()
         self.kill()
         for folder in [self.pkg, *self.homes.values()]:
             shutil.rmtree(folder, ignore_errors=True)

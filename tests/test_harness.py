@@ -92,6 +92,15 @@ HOSTILE = {
     "unwritable": ("ngrams", "    return math.exp(-log_sum / positions)",
                    "    if positions % 2:\n        return 10**5000\n    nested = []\n    for _ in range(100):\n"
                    "        nested = [nested]\n    return nested"),
+    # one huge allocation (3 GB): stopped at once by the process's data limit
+    "hog": ("ngrams", "    return math.exp(-log_sum / positions)",
+            "    import numpy\n    return float(numpy.ones(3 * 2**30 // 8).sum())"),
+    # children that each stay under the per-process limit but together go over the role's memory
+    "swarm_hog": ("ngrams", "    return math.exp(-log_sum / positions)",
+                  "    import subprocess, sys, time\n"
+                  "    code = 'b = bytearray(250 * 2**20); import time; time.sleep(30)'\n"
+                  "    children = [subprocess.Popen([sys.executable, '-c', code]) for _ in range(3)]\n"
+                  "    time.sleep(10)\n    return 1.0"),
     # floods stdout
     "noisy": ("ngrams", "    total = sum(followers.values())",
               "    print('x' * 100000)\n    total = sum(followers.values())"),
@@ -110,7 +119,8 @@ def test_hostile_code_costs_only_its_own_cases(reference, tmp_path, kind):
     results = grade_cases(cases, package, reference, 3)
     elapsed = time.monotonic() - start
     broken = {"loop": "q2", "stubborn": "q2", "exit": "q8", "liar": "q4", "snoop": "q1",
-              "noisy": None, "forger": None, "overflow": "q8", "unwritable": "q8"}[kind]
+              "noisy": None, "forger": None, "overflow": "q8", "unwritable": "q8", "hog": "q8",
+              "swarm_hog": "q8"}[kind]
     per_question = scores(results)
     for q, (got, possible) in per_question.items():
         if q == broken:
@@ -125,6 +135,8 @@ def test_hostile_code_costs_only_its_own_cases(reference, tmp_path, kind):
         assert "ended during this case" in messages
     if kind == "snoop":
         assert "ModuleNotFoundError" in messages
+    if kind in ("hog", "swarm_hog"):
+        assert "MiB of memory" in messages, messages
     if kind in ("overflow", "unwritable"):
         assert "internal grader error" not in messages and "could not be judged" not in messages
 
