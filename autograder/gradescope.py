@@ -48,6 +48,31 @@ def failure_results(source: Path, message: str) -> dict:
     return {"score": 0, "output": message, "tests": tests, "error": message}
 
 
+def package_phase_results(source: Path, case_results: list, seed: int | None) -> dict:
+    """The record written once the package questions are graded, before the notebook has finished:
+    what a grading stopped from outside (out of time or memory) still shows."""
+    from .plugin import _natural_key
+
+    record = failure_results(source, "Not graded: the grading stopped before the notebook finished.")
+    scores: dict[str, list[float]] = {}
+    outputs: dict[str, list[str]] = {}
+    for result in case_results:
+        got = scores.setdefault(result.case.question, [0.0, 0.0])
+        got[0] += result.case.points if result.passed else 0
+        got[1] += result.case.points
+        outputs.setdefault(result.case.question, []).append(f"{'passed' if result.passed else 'failed'}: "
+                                                           f"{result.message}")
+    tests = {test["name"]: test for test in record["tests"]}
+    for question, (score, possible) in scores.items():
+        tests[question] = {"name": question, "score": score, "max_score": possible, "visibility": "visible",
+                           "output": "\n".join(outputs[question])}
+    record["tests"] = [tests[name] for name in sorted(tests, key=_natural_key)]
+    record["score"] = sum(test["score"] for test in record["tests"])
+    record["output"] = (f"genai-hw: package functions graded with seed {seed}; the grading stopped before the "
+                        "notebook finished, so the notebook's questions score 0.")
+    return record
+
+
 def explain(name: str, message: str) -> str:
     """What a student can do about an error (class ``name``) that stopped Otter before any grading."""
     text = f"{name}: {message[:500]}"

@@ -454,6 +454,12 @@ class GradingSession:
         finally:
             if self.own_sandbox and self.sandbox is not None:
                 self.sandbox.close()
+        return self.judge(records)
+
+    def judge(self, records: dict[int, dict[str, Any]] | None = None) -> list[CaseResult]:
+        """One :class:`CaseResult` per case from the runner's ``records`` (default: what has come back)."""
+        if records is None:
+            records = dict(self.student.records) if self.student is not None else {}
         results = []
         for index, case in enumerate(self.cases):
             if index in self.spec_errors or index not in self.expected:

@@ -42,6 +42,7 @@ import re
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import traceback
@@ -49,6 +50,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import nbformat
 from otter.plugins import AbstractOtterPlugin
 
 from . import sandbox as sandboxing
@@ -162,6 +164,7 @@ def _refuse(*args: Any, **kwargs: Any) -> Any:
 
 
 def _sandboxed_kernel_manager():
+    import zmq
     from jupyter_client.manager import AsyncKernelManager
 
     class SandboxedKernelManager(AsyncKernelManager):
@@ -178,9 +181,42 @@ def _sandboxed_kernel_manager():
             jupyter = {k: v for k, v in (kw.get("env") or {}).items() if k.startswith("JPY_")}
             kw.update(box.popen_kwargs("notebook", env=box.env("notebook", jupyter)))
             kw["cwd"] = str(ACTIVE.kernel_dir)
+            # What the kernel writes to its own stdout/stderr would land in the grader's output.
+            kw["stdout"] = kw["stderr"] = subprocess.DEVNULL
             return await super()._async_launch_kernel(box.command("notebook", kernel_cmd), **kw)
 
+        def client(self, **kwargs: Any) -> Any:
+            kc = super().client(**kwargs)
+            kc.context.setsockopt(zmq.MAXMSGSIZE, sandboxing.MESSAGE_LIMIT_BYTES)  # before its sockets exist
+            return kc
+
     return SandboxedKernelManager
+
+
+def _capped_output(original):
+    """nbclient's ``output``, keeping at most ``OUTPUT_LIMIT_BYTES`` of the notebook's output in all."""
+
+    def output(self, outs, msg, display_id, cell_index):
+        if ACTIVE is None or ACTIVE.sandbox is None:
+            return original(self, outs, msg, display_id, cell_index)
+        content = msg.get("content") or {}
+        size = len(str(content.get("text", ""))) + sum(len(str(v)) for v in (content.get("data") or {}).values())
+        size += sum(len(str(line)) for line in content.get("traceback") or [])
+        used = getattr(self, "_genai_hw_output", 0) + size
+        self._genai_hw_output = used
+        if used <= sandboxing.OUTPUT_LIMIT_BYTES:
+            return original(self, outs, msg, display_id, cell_index)
+        if not getattr(self, "_genai_hw_output_noted", False):
+            self._genai_hw_output_noted = True
+            note = nbformat.v4.new_output("stream", name="stderr", text=(
+                f"[genai-hw: the notebook's output went past {sandboxing.OUTPUT_LIMIT_BYTES // 2**20} MB; "
+                "the rest was dropped]\n"))
+            outs.append(note)
+            return note
+        return None
+
+    output._genai_hw = True
+    return output
 
 
 def _harden_otter() -> None:
@@ -209,6 +245,7 @@ def _harden_otter() -> None:
     """
     import otter.execute
     import otter.execute.preprocessor
+    from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from nbconvert.preprocessors import ExecutePreprocessor
     from otter.check.logs import Log, LogEntry
@@ -268,6 +305,8 @@ def _harden_otter() -> None:
 
     preprocess._genai_hw = True
     ExecutePreprocessor.preprocess = preprocess
+    if not getattr(NotebookClient.output, "_genai_hw", False):
+        NotebookClient.output = _capped_output(NotebookClient.output)
 
 
 def _natural_key(name: str) -> list:
@@ -395,8 +434,22 @@ class GenaiHwGrader(AbstractOtterPlugin):
         self.session.start()  # snapshot taken and imported before any other student code runs
         if self.session.student is not None:
             self.notes += [f"genai-hw: {note}" for note in self.session.student.notes]
-        self.worker = threading.Thread(target=self.session.work, daemon=True)
+        self.worker = threading.Thread(target=self._package_phase, daemon=True)
         self.worker.start()  # results and expected outputs are gathered while the notebook runs
+
+    def _package_phase(self) -> None:
+        """Grade the package, then write a results.json that holds it: a grading killed from outside
+        (out of time, out of memory) during the notebook still shows the package questions."""
+        from .gradescope import package_phase_results
+
+        self.session.work()
+        try:
+            record = package_phase_results(self.source, self.session.judge(), self.seed)
+            results = self.source.parent / "results" / "results.json"
+            if results.parent.is_dir():
+                results.write_text(json.dumps(record, indent=2))
+        except Exception:  # noqa: BLE001 - only a provisional record; after_grading writes the real one
+            pass
 
     def _prepare_kernel_dir(self) -> None:
         """The notebook runs in a copy of the submission that belongs to the notebook user."""

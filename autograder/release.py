@@ -369,15 +369,18 @@ def otter_run(autograder_zip: Path, submission: Path, out_dir: Path, seed: int |
             try:
                 log, _ = proc.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
-                proc.terminate()  # the plugin cleans up on SIGTERM
-                try:
-                    log, _ = proc.communicate(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    log, _ = proc.communicate()
+                # SIGKILL, so Otter's folder keeps the plugin's record of what was graded (read below);
+                # reap_abandoned() then ends the student processes and removes the sandbox.
+                proc.kill()
+                log, _ = proc.communicate()
                 problem = f"Grading did not finish within {timeout} s. Please tell your instructor."
             (out_dir / "otter_run.log").write_text(log)
-        if problem is not None or not results.is_file():
+        partial = sorted(private.glob("tmp*/autograder/results/results.json"))  # a grading stopped midway
+        if not results.is_file() and partial:
+            record = json.loads(partial[0].read_text())
+            record["error"] = problem or "the grading did not finish"
+            results.write_text(json.dumps(record, indent=2))
+        if not results.is_file():
             with zipfile.ZipFile(autograder_zip) as zf:
                 zf.extractall(private / "source", [n for n in zf.namelist()
                                                    if n.startswith("tests/") or n.endswith("manifest.json")])

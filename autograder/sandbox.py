@@ -82,6 +82,10 @@ MAX_PROCESSES = int(os.environ.get("GENAI_HW_MAX_PROCESSES", "128"))
 """RLIMIT_NPROC: processes and threads one student user may have at once."""
 MAX_FILE_MIB = int(os.environ.get("GENAI_HW_MAX_FILE_MIB", "64"))
 """RLIMIT_FSIZE: the largest file student code may write (a larger write fails with 'File too large')."""
+OUTPUT_LIMIT_BYTES = int(os.environ.get("GENAI_HW_OUTPUT_LIMIT_BYTES", str(2 * 2**20)))
+"""Notebook output kept (all cells together); the rest is dropped with a note."""
+MESSAGE_LIMIT_BYTES = 16 * 2**20
+"""Largest single message the grader accepts from the kernel (a larger one is dropped by ZeroMQ)."""
 WATCH_INTERVAL = 0.05
 """Seconds between two samples of the student users' memory."""
 
