@@ -1,0 +1,155 @@
+"""Resource limits (issue 12): a submission that uses too much memory, output, processes or disk costs only
+its own questions, and the whole grading stays inside Gradescope's 768 MiB.
+
+Each misbehaving submission is the reference (solution notebook and package) with one misbehaviour added,
+graded through the real autograder zip with ``otter run``; the grading's memory is the RSS summed over
+``otter run``'s whole process tree, sampled every 20 ms (``bench/_util.measure_tree``'s sampler).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import sandbox
+from autograder.release import make_submission, otter_run
+from conftest import ROOT, SOLUTIONS
+
+sys.path.insert(0, str(ROOT / "bench"))
+from _util import _tree_rss_kib  # noqa: E402
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not sandbox.isolating(), reason="the limits apply to student users (root grader)")]
+BUDGET_MIB = 768
+POOL = set(range(sandbox.UID_BASE, sandbox.UID_BASE + 2 * sandbox.SLOTS))
+
+
+def graded(released, solution_notebook, tmp: Path, cell: str | None = None,
+           append: dict[str, str] | None = None) -> tuple[dict, float]:
+    """Grade the reference plus ``cell`` (first in the notebook) and code appended to package modules;
+    return results.json and the whole tree's peak memory (MiB)."""
+    nb = nbformat.read(solution_notebook, as_version=4)
+    if cell:
+        nb.cells.insert(1, nbformat.v4.new_code_cell(cell))
+    nbformat.write(nb, tmp / solution_notebook.name)
+    package = tmp / "genai_hw"
+    shutil.copytree(SOLUTIONS, package, ignore=shutil.ignore_patterns("__pycache__"))
+    for module, code in (append or {}).items():
+        path = package / f"{module}.py"
+        path.write_text(path.read_text() + "\n" + code + "\n")
+    upload = make_submission(tmp / solution_notebook.name, package, tmp / "upload.zip")
+    out = tmp / "out"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "otter", "run", "--no-logo", "-a", str(released["zip"]),
+                             "-o", str(out), str(upload)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss_kib(proc.pid))
+        time.sleep(0.02)
+    return json.loads((out / "results.json").read_text()), peak / 1024
+
+
+def scores(results: dict) -> dict[str, tuple[float, float]]:
+    return {t["name"]: (t["score"], t["max_score"]) for t in results["tests"] if "max_score" in t}
+
+
+def output_of(results: dict, question: str) -> str:
+    return next(t["output"] for t in results["tests"] if t["name"] == question)
+
+
+def only_lost(results: dict, lost: set[str]) -> None:
+    for question, (got, possible) in scores(results).items():
+        if question in lost:
+            assert got < possible, f"{question} should have lost points"
+        else:
+            assert got == possible, f"{question} lost points: {output_of(results, question)[-300:]}"
+
+
+# fit_line (q1) wrapped: the misbehaviour runs before the reference's answer, in the package runner only
+# (the notebook calls fit_line too, and would pay for it there).
+def wrapped(code: str) -> dict[str, str]:
+    body = "\n".join("        " + line for line in code.strip().splitlines())
+    return {"training": f"_fit_line = fit_line\n\ndef fit_line(*args, **kwargs):\n    import sys\n"
+                       f"    if 'ipykernel' not in sys.modules:\n{body}\n"
+                       "    return _fit_line(*args, **kwargs)\n"}
+
+
+def test_a_package_function_that_allocates_gigabytes_costs_its_question(released, solution_notebook, tmp_path):
+    results, peak = graded(released, solution_notebook, tmp_path,
+                           append=wrapped("import numpy\nnumpy.ones(3 * 2**30 // 8)"))
+    only_lost(results, {"q1"})
+    assert f"used more than {sandbox.MEMORY_MIB['package']} MiB of memory" in output_of(results, "q1")
+    assert peak < BUDGET_MIB, f"the grading peaked at {peak:.0f} MiB"
+
+
+def test_package_processes_that_together_go_over_cost_their_question(released, solution_notebook, tmp_path):
+    code = ("import subprocess, sys, time\n"
+            "kids = [subprocess.Popen([sys.executable, '-c', 'b = bytearray(200 * 2**20); import time; "
+            "time.sleep(60)'], start_new_session=True) for _ in range(4)]\ntime.sleep(3)")
+    results, peak = graded(released, solution_notebook, tmp_path, append=wrapped(code))
+    only_lost(results, {"q1"})
+    assert "MiB of memory" in output_of(results, "q1")
+    assert peak < BUDGET_MIB, f"the grading peaked at {peak:.0f} MiB"
+    assert sandbox.processes_of(uids=POOL) == []
+
+
+def test_a_notebook_that_allocates_gigabytes_costs_only_notebook_questions(released, solution_notebook, tmp_path):
+    cell = ("import subprocess, sys, time\n"
+            "kids = [subprocess.Popen([sys.executable, '-c', 'b = bytearray(300 * 2**20); import time; "
+            "time.sleep(60)']) for _ in range(4)]\ntime.sleep(30)")
+    results, peak = graded(released, solution_notebook, tmp_path, cell=cell)
+    only_lost(results, {"q10"})
+    assert f"used more than {sandbox.MEMORY_MIB['notebook']} MiB of memory" in results["output"]
+    assert peak < BUDGET_MIB, f"the grading peaked at {peak:.0f} MiB"
+
+
+def test_a_print_flood_is_capped_before_it_reaches_the_grader(released, solution_notebook, tmp_path):
+    cell = "for _ in range(200):\n    print('x' * 2**20)"
+    results, peak = graded(released, solution_notebook, tmp_path, cell=cell)
+    only_lost(results, set())
+    assert len(json.dumps(results)) < 2**20
+    assert peak < BUDGET_MIB, f"the grading peaked at {peak:.0f} MiB"
+
+
+def test_a_swarm_of_detached_processes_is_bounded_and_gone(released, solution_notebook, tmp_path):
+    swarm = ("import subprocess, sys\nstarted = 0\nfor _ in range(400):\n    try:\n"
+             "        subprocess.Popen(['sleep', '300'], start_new_session=True)\n        started += 1\n"
+             "    except OSError:\n        break\n")
+    results, _ = graded(released, solution_notebook, tmp_path, cell=swarm, append={"__init__": swarm})
+    only_lost(results, set())
+    assert sandbox.processes_of(uids=POOL) == []
+
+
+def test_a_file_that_grows_without_end_is_cut_and_costs_its_question(released, solution_notebook, tmp_path):
+    code = "with open('big.bin', 'wb') as f:\n    while True:\n        f.write(b'x' * 2**20)"
+    results, _ = graded(released, solution_notebook, tmp_path, append=wrapped(code))
+    only_lost(results, {"q1"})
+    assert "File too large" in output_of(results, "q1")
+
+
+def test_a_grading_killed_midway_still_shows_the_package_questions(released, solution_notebook, tmp_path):
+    """The package phase writes its results.json before the notebook ends; otter_run's timeout (like
+    Gradescope's) kills the grading during a notebook that sleeps, and the package points are there."""
+    nb = nbformat.read(solution_notebook, as_version=4)
+    nb.cells.insert(1, nbformat.v4.new_code_cell("import time\ntime.sleep(120)"))
+    nbformat.write(nb, tmp_path / solution_notebook.name)
+    upload = make_submission(tmp_path / solution_notebook.name, SOLUTIONS, tmp_path / "upload.zip")
+    results = otter_run(released["zip"], upload, tmp_path / "out", timeout=25)
+    got = scores(results)
+    assert "error" in results and "did not finish" in results["error"]
+    assert all(got[q] == (got[q][1], got[q][1]) for q in got if q != "q10"), got
+    assert got["q10"][0] == 0
+    assert sandbox.processes_of(uids=POOL) == []
+
+
+def test_the_limits_are_what_the_docs_say():
+    assert sandbox.MEMORY_MIB == {"package": 300, "notebook": 400} or os.environ.get("GENAI_HW_PACKAGE_MEMORY_MIB")
+    assert sandbox.MAX_PROCESSES == 128 and sandbox.MAX_FILE_MIB == 64
