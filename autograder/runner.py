@@ -70,6 +70,17 @@ def seed_globals(seed=0):
         torch.manual_seed(seed)
 
 
+def _free_gpu_memory():
+    """After every call: what a call left in PyTorch's CUDA cache (a CUDA out-of-memory error included)
+    must not cost the next case."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        import gc
+
+        gc.collect()
+        torch.cuda.empty_cache()
+
+
 def _run_call(function, wire, call, timeout, check_mutation):
     try:
         args = wire.decode(call["args"])
@@ -93,6 +104,7 @@ def _run_call(function, wire, call, timeout, check_mutation):
         return _exception_info(err)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
+        _free_gpu_memory()
     seconds = time.perf_counter() - start
     mutated = []
     if check_mutation:
