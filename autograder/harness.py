@@ -143,9 +143,6 @@ class StudentProcess:
         sandbox.seal(self.root)
 
     def close(self) -> None:
-        self._stop()
-
-    def _stop(self) -> None:
         """End the runner and everything it started (detached processes included)."""
         if self.proc is not None:
             _kill_group(self.proc)
@@ -209,7 +206,7 @@ class StudentProcess:
                 if event is None:
                     self.lines.put(None)
                 return
-        self._stop()  # importing the package never finished
+        self.close()  # importing the package never finished
         reason = (OUT_OF_TIME if time.monotonic() >= self.deadline else
                   f"importing your genai_hw package did not finish within {ready_timeout:.0f} s")
         for job in self.pending:
@@ -220,7 +217,7 @@ class StudentProcess:
         """Collect results until the runner ends; with ``restart``, until every case has a record."""
         while self.pending:
             if time.monotonic() >= self.deadline:
-                self._stop()
+                self.close()
                 for job in self.pending:
                     self.records.setdefault(job["index"], {"event": "done", "case": job["index"],
                                                            "broken": OUT_OF_TIME})
@@ -266,7 +263,7 @@ class StudentProcess:
                         break
                 if time.monotonic() >= self.deadline:
                     break
-            self._stop()
+            self.close()
             if broken is not None:
                 self.records[broken[0]] = {"event": "done", "case": broken[0], "broken": broken[1]}
             before = len(self.pending)

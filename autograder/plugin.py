@@ -57,7 +57,6 @@ from . import sandbox as sandboxing
 
 GRADING_DIR = "genai_hw_grading"
 SEED_ENV_VAR = "GENAI_HW_SEED"
-CELL_TIMEOUT = sandboxing.CELL_TIMEOUT
 KERNEL_RESULTS_LIMIT = 5 * 2**20
 """Bytes of the kernel's results file that are read; a longer file counts as no results."""
 OTTER_LOG = ".OTTER_LOG"
@@ -265,7 +264,7 @@ def _harden_otter() -> None:
 
     def preprocess(self, nb, resources=None, km=None):
         grader = ACTIVE
-        self.timeout = CELL_TIMEOUT
+        self.timeout = sandboxing.CELL_TIMEOUT
         self.interrupt_on_timeout = True
         if grader is None:  # not a genai-hw grading: Otter as it is
             return original(self, nb, resources, km)

@@ -32,20 +32,6 @@ from _util import measure_tree, report  # noqa: E402
 from autograder import sandbox  # noqa: E402
 from autograder.release import make_submission, release, score_of  # noqa: E402
 
-HANG_EVERY_FUNCTION = '''
-def _hang(*args, **kwargs):
-    while True:
-        try:
-            while True:
-                pass
-        except BaseException:
-            pass
-
-
-for _name, _value in list(globals().items()):
-    if callable(_value) and getattr(_value, "__module__", None) == __name__ and not _name.startswith("_"):
-        globals()[_name] = _hang
-'''
 SWALLOW_INTERRUPTS = """\
 while True:
     try:
@@ -54,7 +40,12 @@ while True:
     except BaseException:
         pass
 """
-
+HANG_EVERY_FUNCTION = (
+    "\n\ndef _hang(*args, **kwargs):\n" + "".join("    " + line + "\n" for line in SWALLOW_INTERRUPTS.splitlines())
+    + "\n\nfor _name, _value in list(globals().items()):\n"
+    "    if callable(_value) and getattr(_value, '__module__', None) == __name__ and not _name.startswith('_'):\n"
+    "        globals()[_name] = _hang\n"
+)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
