@@ -121,8 +121,10 @@ def _read_claims(data: bytes) -> dict[str, dict[str, tuple[bool, str]]]:
     return claims
 
 
-def trusted_results(tests_dir: Path, claims: dict[str, dict[str, tuple[bool, str]]]) -> Any:
-    """Otter ``GradingResults`` for the test files in ``tests_dir``, with pass/fail from ``claims``."""
+def trusted_results(tests_dir: Path, claims: dict[str, dict[str, tuple[bool, str]]],
+                    unreported: str = "the notebook did not report this test") -> Any:
+    """Otter ``GradingResults`` for the test files in ``tests_dir``, with pass/fail from ``claims``
+    (a test case the claims do not mention fails with the message ``unreported``)."""
     from otter.test_files import GradingResults
     from otter.test_files.abstract_test import TestCaseResult
     from otter.test_files.exception_test import ExceptionTestFile
@@ -132,9 +134,9 @@ def trusted_results(tests_dir: Path, claims: dict[str, dict[str, tuple[bool, str
         test_file = ExceptionTestFile.from_file(str(path))
         reported = claims.get(test_file.name, {})
         test_file.test_case_results = [
-            TestCaseResult(test_case=tc, passed=reported.get(tc.name, (False, ""))[0],
-                           message=reported.get(tc.name, (False, "the notebook did not report this test"))[1])
+            TestCaseResult(test_case=tc, passed=passed, message=message)
             for tc in test_file.test_cases
+            for passed, message in [reported.get(tc.name, (False, unreported))]
         ]
         test_files.append(test_file)
     return GradingResults(test_files)
@@ -489,10 +491,7 @@ class GenaiHwGrader(AbstractOtterPlugin):
             reason = self.kernel_error or (f"{type(notebook_error).__name__}: {str(notebook_error)[:300]}"
                                            if notebook_error is not None else "the grader could not run it")
             notes.append(f"The notebook could not be graded ({reason}); its questions score 0.")
-            results.results = trusted_results(self.source / "tests", {}).results
-            for test_file in results.results.values():
-                for result in test_file.test_case_results:
-                    result.message = "the notebook could not be run"
+            results.results = trusted_results(self.source / "tests", {}, "the notebook could not be run").results
 
         by_question: dict[str, list] = {name: [] for name in self.questions}
         if self.case_results is not None:
