@@ -150,11 +150,16 @@ class StudentProcess:
         self.sandbox.kill("package")
 
     def _ended_why(self) -> str:
-        """Why the runner ended during a case: over its memory limit (the watch killed it), or on its own."""
-        over = self.sandbox.watch.over.pop("package", None)
+        """Why the runner ended during a case: over its memory limit (the watch or the OOM killer ended it),
+        or on its own."""
+        over = self._over_memory()
         if over:
             return f"{self.sandbox.watch.message('package')}; it was stopped at {over:.0f} MiB"
         return f"the Python process running your code ended during this case (exit code {self.proc.returncode})"
+
+    def _over_memory(self) -> float | None:
+        self.sandbox.watch.sample()  # an OOM kill just now is counted before the reason is given
+        return self.sandbox.watch.over.pop("package", None)
 
     def _env(self) -> dict[str, str]:
         return self.sandbox.env("package", {
@@ -270,7 +275,7 @@ class StudentProcess:
             self.pending = [job for job in self.pending if job["index"] not in self.records]
             if self.pending and len(self.pending) == before:
                 # The process died before starting any case (at interpreter start, or importing the package).
-                over = self.sandbox.watch.over.pop("package", None)
+                over = self._over_memory()
                 reason = ("importing your genai_hw package " + self.sandbox.watch.message("package")
                           if over else "the Python process running your code could not start")
                 for job in self.pending:
@@ -317,6 +322,8 @@ def _judge(case: Case, one: Call, expected: dict[str, Any], got: dict[str, Any],
             return None
         if "MemoryError" in names:
             return f"{on}: used more than {MEMORY_MIB['package']} MiB of memory (the limit for one case)"
+        if "OutOfMemoryError" in names:  # torch's, on a GPU grader: the runner empties the cache after it
+            return f"{on}: ran out of GPU memory (torch.OutOfMemoryError: {str(got.get('message', ''))[:200]})"
         where = f" ({got['where']})" if got.get("where") else ""
         if expected["status"] == "raised" and not fixed:
             return f"{on}: expected {expected['types'][0]} to be raised, got {names[0]}: {got.get('message', '')}"
@@ -363,18 +370,16 @@ def _fixed_calls(case: Case, seed: int, calls: list[Call]) -> list[bool]:
 
 
 class GradingSession:
-    """One grading of a submission, in phases that fit around the notebook's run.
+    """One grading of a submission's package, in phases.
 
     1. :meth:`start` (before the notebook runs): makes every case's inputs
        from the seed, snapshots the submitted package and launches the
        isolated runner on it as the sandbox's package user; returns once the
        runner has imported the package.
-    2. :meth:`work` (may run in a thread while the notebook runs): computes
-       the expected outputs with the reference and collects the runner's
-       results; a runner that breaks is restarted (from the same read-only
-       snapshot) for the remaining cases, so the package's time limit does
-       not depend on how long the notebook takes.
-    3. :meth:`finish` (after the notebook): waits for what is left, compares,
+    2. :meth:`work`: computes the expected outputs with the reference and
+       collects the runner's results; a runner that breaks is restarted (from
+       the same read-only snapshot) for the remaining cases.
+    3. :meth:`finish`: waits for what is left, ends the runner, compares,
        and returns one :class:`CaseResult` per case. Judging a case never
        raises: whatever goes wrong costs that case alone.
 

@@ -15,18 +15,22 @@ grader is root), and closes Otter's deserialisation paths.
 ``before_execution`` (no student code has run yet): loads the hidden cases
   and the reference from the autograder's ``genai_hw_grading/`` folder,
   deletes the reference from disk, snapshots the submitted ``genai_hw/``
-  read-only and starts grading it in the sandbox's package runner
-  (:mod:`autograder.harness`); the cases then run while the notebook runs.
-  It copies the submission into the sandbox's notebook folder, where the
-  kernel will run as the notebook user, and sets ``GENAI_HW_GRADING=1``.
+  read-only and grades it in the sandbox's package runner
+  (:mod:`autograder.harness`; a runner that broke is restarted from the same
+  snapshot for the remaining cases). Then every process of the package user
+  is killed and a results.json with the package questions is written, so a
+  grading stopped from outside during the notebook still shows them. The
+  two phases never overlap, so the grading's memory is the grader's plus
+  one role's (README: How grading works). Last it copies the submission
+  into the sandbox's notebook folder, where the kernel will run as the
+  notebook user, and sets ``GENAI_HW_GRADING=1``.
 
-``after_grading``: waits for the package grading (a runner that broke was
-  restarted from the same snapshot for the remaining cases), kills every student
-  process and removes the sandbox, and replaces whatever the kernel reported
-  for the package questions with the plugin's results. The notebook's own
-  questions keep the kernel's pass/fail, with their points taken from the
-  autograder's test files. If the notebook failed, the package points are
-  kept and the notebook questions get 0 with the reason.
+``after_grading``: kills every student process and removes the sandbox, and
+  replaces whatever the kernel reported for the package questions with the
+  plugin's results. The notebook's own questions keep the kernel's
+  pass/fail, with their points taken from the autograder's test files. If
+  the notebook failed, the package points are kept and the notebook
+  questions get 0 with the reason.
 
 It never raises: a grader error becomes a failed case with a message.
 """
@@ -284,8 +288,12 @@ def _harden_otter() -> None:
                 outcome["error"] = err
 
         thread = threading.Thread(target=run, name="genai-hw-notebook", daemon=True)
+        watch = grader.sandbox.watch
+        watch.phase = "notebook"
         thread.start()
         thread.join(sandboxing.NOTEBOOK_LIMIT)
+        watch.sample()  # an OOM kill in the last moments counts too
+        watch.phase = None
         if thread.is_alive():
             grader.kernel_error = (f"the notebook ran longer than {sandboxing.NOTEBOOK_LIMIT:.0f} s "
                                    "(its whole time limit under the grader); it was stopped")
@@ -293,8 +301,8 @@ def _harden_otter() -> None:
             thread.join(15)  # nbclient notices the dead kernel and cleans up
             return nb, resources
         grader.sandbox.kill("notebook")  # whatever the kernel left running
-        if grader.sandbox.watch.over.get("notebook"):
-            grader.kernel_error = f"the notebook {grader.sandbox.watch.message('notebook')}; its kernel was stopped"
+        if watch.over.get("notebook"):
+            grader.kernel_error = f"the notebook {watch.message('notebook')}; its kernel was stopped"
             return nb, resources
         error = outcome.get("error")
         if error is not None:
@@ -351,8 +359,6 @@ class GenaiHwGrader(AbstractOtterPlugin):
         self.error: str | None = None
         self.questions: dict[str, Any] = {}
         self.package_missing = False
-        self.session = None
-        self.worker: threading.Thread | None = None
         self.sandbox: sandboxing.Sandbox | None = None
         self.kernel_dir: Path | None = None
         self.kernel_error: str | None = None
@@ -400,15 +406,8 @@ class GenaiHwGrader(AbstractOtterPlugin):
         return submission
 
     def after_grading(self, results: Any) -> None:
-        try:
-            if self.session is not None:
-                self.worker.join()
-                self.case_results = self.session.finish()
-        except Exception:
-            self.error = (self.error or "") + traceback.format_exc(limit=5)
-        finally:
-            if self.sandbox is not None:
-                self.sandbox.clear()  # nothing of the student's runs on while results are written
+        if self.sandbox is not None:
+            self.sandbox.clear()  # nothing of the student's runs on while results are written
         try:
             self._merge(results)
         except Exception:
@@ -430,22 +429,27 @@ class GenaiHwGrader(AbstractOtterPlugin):
         self.seed = int(os.environ.get(SEED_ENV_VAR) or secrets.randbelow(2**31))
         package = Path(self.submission_path).resolve().parent / "genai_hw"
         self.package_missing = not package.is_dir() or package.is_symlink()
-        self.session = GradingSession(cases, package, reference, self.seed, data_dir=grading / "data",
-                                      sandbox=self.sandbox)
-        self.session.start()  # snapshot taken and imported before any other student code runs
-        if self.session.student is not None:
-            self.notes += [f"genai-hw: {note}" for note in self.session.student.notes]
-        self.worker = threading.Thread(target=self._package_phase, daemon=True)
-        self.worker.start()  # results and expected outputs are gathered while the notebook runs
+        session = GradingSession(cases, package, reference, self.seed, data_dir=grading / "data",
+                                 sandbox=self.sandbox)
+        session.start()  # snapshot taken and imported before any other student code runs
+        if session.student is not None:
+            self.notes += [f"genai-hw: {note}" for note in session.student.notes]
+        self.sandbox.watch.phase = "package"
+        try:
+            session.work()
+            self.case_results = session.finish()
+        finally:
+            self.sandbox.watch.phase = None
+            self.sandbox.clear_role("package")  # detached processes too: the notebook gets the memory
+        self._write_provisional()
 
-    def _package_phase(self) -> None:
-        """Grade the package, then write a results.json that holds it: a grading killed from outside
-        (out of time, out of memory) during the notebook still shows the package questions."""
+    def _write_provisional(self) -> None:
+        """A results.json with the package questions, before the notebook runs: a grading killed from outside
+        (out of time, out of memory) still shows them. On Gradescope, Otter's results folder is the real one."""
         from .gradescope import package_phase_results
 
-        self.session.work()
         try:
-            record = package_phase_results(self.source, self.session.judge(), self.seed)
+            record = package_phase_results(self.source, self.case_results, self.seed)
             results = self.source.parent / "results" / "results.json"
             if results.parent.is_dir():
                 results.write_text(json.dumps(record, indent=2))

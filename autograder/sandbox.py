@@ -86,8 +86,8 @@ OUTPUT_LIMIT_BYTES = int(os.environ.get("GENAI_HW_OUTPUT_LIMIT_BYTES", str(2 * 2
 """Notebook output kept (all cells together); the rest is dropped with a note."""
 MESSAGE_LIMIT_BYTES = 16 * 2**20
 """Largest single message the grader accepts from the kernel (a larger one is dropped by ZeroMQ)."""
-WATCH_INTERVAL = 0.05
-"""Seconds between two samples of the student users' memory."""
+WATCH_INTERVAL = float(os.environ.get("GENAI_HW_WATCH_INTERVAL", "0.05"))
+"""Seconds between two samples of the student users' memory (bench/limits.py measures what watching costs)."""
 
 NOT_ISOLATED = (
     "Submissions are NOT isolated: the grader is not running as root, so student code runs as your own user "
@@ -105,6 +105,8 @@ for limit, value in ((resource.RLIMIT_NPROC, nproc), (resource.RLIMIT_FSIZE, fsi
                      (resource.RLIMIT_DATA, data), (resource.RLIMIT_CORE, 0)):
     resource.setrlimit(limit, (value, value))
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past RLIMIT_FSIZE fails with EFBIG instead of killing
+with open("/proc/self/oom_score_adj", "w") as f:  # if the machine runs out of memory, student code dies first
+    f.write("1000")
 os.umask(0o077)
 os.setgroups([])
 os.setresgid(gid, gid, gid)
@@ -113,8 +115,9 @@ if ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NE
     raise SystemExit("genai-hw sandbox: prctl(PR_SET_NO_NEW_PRIVS) failed")
 os.execv(sys.argv[6], sys.argv[6:])
 """
-"""Sets the student process's limits, becomes the student user (no supplementary groups, private files by
-default, and no way back up through a setuid program: no_new_privs), then runs the command."""
+"""Sets the student process's limits, makes it the OOM killer's first choice (oom_score_adj 1000, which it
+cannot lower), becomes the student user (no supplementary groups, private files by default, and no way back
+up through a setuid program: no_new_privs), then runs the command."""
 
 
 class SandboxError(RuntimeError):
@@ -225,15 +228,59 @@ def _status(pid: int) -> dict[str, str]:
         return {key: value.strip() for key, _, value in (line.partition(":") for line in f)}
 
 
+def oom_kill_counter() -> Path | None:
+    """The file that counts this machine's (container's) OOM kills, if the grader can read one: the memory
+    cgroup's ``memory.events`` (v2) or ``memory.oom_control`` (v1) of the grader's own cgroup."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            candidate = Path("/sys/fs/cgroup") / path.lstrip("/") / "memory.events"
+        elif "memory" in controllers.split(","):
+            candidate = Path("/sys/fs/cgroup/memory") / path.lstrip("/") / "memory.oom_control"
+        else:
+            continue
+        if read_oom_kills(candidate) is not None:
+            return candidate
+    return None
+
+
+def read_oom_kills(path: Path | None) -> int | None:
+    try:
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return None
+
+
 class MemoryWatch:
     """Samples each role's resident memory (all its processes together) and kills a role that goes over
-    its limit. ``over[role]`` then holds the memory it had; ``peak[role]`` is the largest sample."""
+    its limit. ``over[role]`` then holds the memory it had; ``peak[role]`` is the largest sample.
+
+    Student code that grows faster than the sampling (many processes allocating at once) can still run
+    the machine out of memory. The kernel's OOM killer then ends a student process (they all have
+    ``oom_score_adj`` 1000), and the watch counts that as the role going over its limit: where the
+    machine's OOM kills can be read (``oom_kill_counter``), a kill during a sample interval charges the
+    role that was running (``phase``, else every role that held memory). With the grader's memory plus
+    one role's limit inside the machine's memory, an OOM kill means the role was past its limit, so a
+    submission gets the same result on a small machine as on a large one.
+    """
 
     def __init__(self, sandbox: Sandbox, limits: dict[str, int] | None = None,
                  interval: float = WATCH_INTERVAL) -> None:
         self.sandbox, self.limits, self.interval = sandbox, dict(limits or MEMORY_MIB), interval
         self.over: dict[str, float] = {}
         self.peak: dict[str, float] = {role: 0.0 for role in ROLES}
+        self.phase: str | None = None
+        self.oom_file = oom_kill_counter()
+        self._oom_kills = read_oom_kills(self.oom_file)
+        self._last: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="genai-hw-memory", daemon=True)
 
@@ -269,11 +316,20 @@ class MemoryWatch:
         return {role: kib / 1024 for role, kib in used.items()}
 
     def sample(self) -> None:
-        for role, used in self.usage().items():
-            self.peak[role] = max(self.peak[role], used)
-            if used > self.limits[role]:
-                self.over[role] = max(self.over.get(role, 0.0), used)
+        used = self.usage()
+        for role, mib in used.items():
+            self.peak[role] = max(self.peak[role], mib)
+            if mib > self.limits[role]:
+                self.over[role] = max(self.over.get(role, 0.0), mib)
                 self.sandbox.kill(role)
+        kills = read_oom_kills(self.oom_file)
+        if kills is not None and self._oom_kills is not None and kills > self._oom_kills:
+            running = [role for role in ROLES if self._last.get(role) or used[role]]
+            for role in [self.phase] if self.phase else running:
+                self.over[role] = max(self.over.get(role, 0.0), self.peak[role], float(self.limits[role]))
+                self.sandbox.kill(role)
+        self._oom_kills = kills
+        self._last = used
 
     def message(self, role: str) -> str:
         return f"used more than {self.limits[role]} MiB of memory (the limit for {_ROLE_WORDS[role]})"
@@ -520,6 +576,14 @@ class Sandbox:
             return kill_processes(uids=uids)
         return kill_processes(tokens={f"{self.token}-{r}" for r in (ROLES if role is None else (role,))})
 
+    def clear_role(self, role: str) -> None:
+        """Kill every process of ``role`` and remove its home and, when isolating, its temporary files."""
+        self.kill(role)
+        shutil.rmtree(self.homes[role], ignore_errors=True)
+        if self.isolated:
+            remove_files_of({self.uids[role]})
+        self.kill(role)  # anything that slipped in while files were removed
+
     def clear(self) -> None:
         """Kill every student process and remove what student code could have written.
 
@@ -529,11 +593,9 @@ class Sandbox:
         if hasattr(self, "watch"):
             self.watch.stop()
         self.kill()
-        for folder in [self.pkg, *self.homes.values()]:
-            shutil.rmtree(folder, ignore_errors=True)
-        if self.isolated:
-            remove_files_of(set(self.uids.values()))
-        self.kill()  # anything that slipped in while files were removed
+        shutil.rmtree(self.pkg, ignore_errors=True)
+        for role in ROLES:
+            self.clear_role(role)
 
     def close(self) -> None:
         """:meth:`clear`, then remove the sandbox's folder and give the slot back."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 _PEAK = (
     "import resource, subprocess, sys\n"
@@ -69,3 +72,81 @@ def measure_tree(command: list[str], env: dict | None = None, interval: float = 
 def report(name: str, figures: dict) -> None:
     print(f"{name}: " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()))
     print(json.dumps({"bench": name, **figures}))
+
+
+class MemoryCgroup:
+    """A memory cgroup of ``limit_mib`` under the caller's own, like a container's memory limit (root, and a
+    writable cgroup v1 memory hierarchy or cgroup v2 with the memory controller; else ``available()`` is
+    False). ``wrap(command)`` runs a command inside it; ``peak_mib()`` and ``oom_kills()`` read its counters.
+    """
+
+    def __init__(self, limit_mib: int) -> None:
+        self.limit_mib = limit_mib
+        self.path: Path | None = None
+        self.v2 = False
+        try:
+            lines = Path("/proc/self/cgroup").read_text().splitlines()
+        except OSError:
+            return
+        for line in lines:
+            _, controllers, own = line.split(":", 2)
+            if "memory" in controllers.split(","):
+                parent = Path("/sys/fs/cgroup/memory") / own.lstrip("/")
+            elif controllers == "" and Path("/sys/fs/cgroup/cgroup.controllers").exists():
+                parent = Path("/sys/fs/cgroup") / own.lstrip("/")
+                self.v2 = True
+            else:
+                continue
+            if os.geteuid() == 0 and os.access(parent, os.W_OK):
+                self.path = parent / f"genai-hw-bench-{os.getpid()}-{time.monotonic_ns()}"
+                break
+
+    def available(self) -> bool:
+        if self.path is None:
+            return False
+        try:
+            self.path.mkdir()
+            limit = str(self.limit_mib * 2**20)
+            if self.v2:
+                (self.path / "memory.max").write_text(limit)
+                (self.path / "memory.swap.max").write_text("0")
+            else:
+                (self.path / "memory.limit_in_bytes").write_text(limit)
+                (self.path / "memory.swappiness").write_text("0")
+        except OSError:
+            self.remove()
+            self.path = None
+            return False
+        return True
+
+    def wrap(self, command: list[str]) -> list[str]:
+        return ["sh", "-c", f'echo $$ > "{self.path}/cgroup.procs" && exec "$@"', "sh", *command]
+
+    def peak_mib(self) -> float | None:
+        name = "memory.peak" if self.v2 else "memory.max_usage_in_bytes"
+        try:
+            return int((self.path / name).read_text()) / 2**20
+        except (OSError, ValueError):
+            return None
+
+    def oom_kills(self) -> int:
+        name = "memory.events" if self.v2 else "memory.oom_control"
+        for line in (self.path / name).read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+        return 0
+
+    def remove(self) -> None:
+        if self.path is None or not self.path.exists():
+            return
+        for _ in range(50):
+            pids = (self.path / "cgroup.procs").read_text().split()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.1)

@@ -168,3 +168,32 @@ def test_reference_is_loaded_under_its_own_name(reference):
     assert reference.__name__ == "genai_hw_reference"
     assert "genai_hw_reference.ngrams" in sys.modules
     assert Path(sys.modules["genai_hw_reference.ngrams"].__file__).parent == SOLUTIONS
+
+
+CUDA_OOM = {
+    # q1: fills 60 % of the GPU, then asks for twice the GPU: torch.OutOfMemoryError costs this case
+    "training": [("    w, b = 0.0, 0.0",
+                  "    import torch\n    total = torch.cuda.get_device_properties(0).total_memory\n"
+                  "    held = torch.empty(int(total * 0.6), dtype=torch.uint8, device='cuda')\n"
+                  "    torch.empty(2 * total, dtype=torch.uint8, device='cuda')\n    w, b = 0.0, 0.0")],
+    # q8 (a later case, same runner): finds the GPU's cache empty and can take 60 % of it again
+    "ngrams": [("    return math.exp(-log_sum / positions)",
+                "    import torch\n    total = torch.cuda.get_device_properties(0).total_memory\n"
+                "    assert torch.cuda.memory_reserved() < total * 0.1, torch.cuda.memory_reserved()\n"
+                "    held = torch.empty(int(total * 0.6), dtype=torch.uint8, device='cuda')\n"
+                "    del held\n    return math.exp(-log_sum / positions)")],
+}
+
+
+def test_cuda_out_of_memory_costs_its_case_and_the_cache_is_freed(reference, tmp_path):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here (run on a GPU grader)")
+    results = grade_cases(CASES, plant(tmp_path, CUDA_OOM), reference, 5)
+    per_question = scores(results)
+    assert per_question["q1"][0] == 0
+    assert "ran out of GPU memory" in " ".join(r.message for r in results if r.case.question == "q1")
+    for q, (got, possible) in per_question.items():
+        if q != "q1":
+            lost = [r.message for r in results if r.case.question == q and not r.passed]
+            assert got == possible, f"{q} lost points: {lost}"

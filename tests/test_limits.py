@@ -20,11 +20,11 @@ import nbformat
 import pytest
 
 from autograder import sandbox
-from autograder.release import make_submission, otter_run
-from conftest import ROOT, SOLUTIONS
+from autograder.release import find_homeworks, make_submission, otter_run, run_assign
+from conftest import HOMEWORKS, ROOT, SOLUTIONS
 
 sys.path.insert(0, str(ROOT / "bench"))
-from _util import _tree_rss_kib  # noqa: E402
+from _util import MemoryCgroup, _tree_rss_kib  # noqa: E402
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not sandbox.isolating(), reason="the limits apply to student users (root grader)")]
@@ -33,9 +33,11 @@ POOL = set(range(sandbox.UID_BASE, sandbox.UID_BASE + 2 * sandbox.SLOTS))
 
 
 def graded(released, solution_notebook, tmp: Path, cell: str | None = None,
-           append: dict[str, str] | None = None) -> tuple[dict, float]:
-    """Grade the reference plus ``cell`` (first in the notebook) and code appended to package modules;
-    return results.json and the whole tree's peak memory (MiB)."""
+           append: dict[str, str] | None = None, cgroup: MemoryCgroup | None = None,
+           env: dict[str, str] | None = None) -> tuple[dict, float]:
+    """Grade the reference plus ``cell`` (first in the notebook) and code appended to package modules
+    (in ``cgroup``, with ``env`` added to the grader's environment); return results.json and the whole
+    tree's peak memory (MiB)."""
     nb = nbformat.read(solution_notebook, as_version=4)
     if cell:
         nb.cells.insert(1, nbformat.v4.new_code_cell(cell))
@@ -48,8 +50,10 @@ def graded(released, solution_notebook, tmp: Path, cell: str | None = None,
     upload = make_submission(tmp / solution_notebook.name, package, tmp / "upload.zip")
     out = tmp / "out"
     out.mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "otter", "run", "--no-logo", "-a", str(released["zip"]),
-                             "-o", str(out), str(upload)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "otter", "run", "--no-logo", "-a", str(released["zip"]), "-o", str(out),
+               str(upload)]
+    proc = subprocess.Popen(cgroup.wrap(command) if cgroup else command, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
     peak = 0
     while proc.poll() is None:
         peak = max(peak, _tree_rss_kib(proc.pid))
@@ -153,3 +157,85 @@ def test_a_grading_killed_midway_still_shows_the_package_questions(released, sol
 def test_the_limits_are_what_the_docs_say():
     assert sandbox.MEMORY_MIB == {"package": 300, "notebook": 400} or os.environ.get("GENAI_HW_PACKAGE_MEMORY_MIB")
     assert sandbox.MAX_PROCESSES == 128 and sandbox.MAX_FILE_MIB == 64
+
+
+# Inside a container's memory limit ------------------------------------------------------------------------
+# A memory cgroup of 768 MiB around ``otter run`` is what Gradescope's default container is: every process
+# of the grading together, page cache included, and the kernel's OOM killer past it.
+
+
+@pytest.fixture(scope="session")
+def homework_of(release_of, tmp_path_factory):
+    """``homework_of(hw)``: its release and the notebook with the reference answers."""
+    done: dict[str, tuple[dict, Path]] = {}
+
+    def get(hw: str) -> tuple[dict, Path]:
+        if hw not in done:
+            homework = find_homeworks(ROOT, [hw])[0]
+            build = run_assign(ROOT, homework, tmp_path_factory.mktemp(f"assign_{hw}"))
+            done[hw] = (release_of(hw), build / "autograder" / f"{hw}.ipynb")
+        return done[hw]
+
+    return get
+
+
+@pytest.fixture
+def container():
+    cgroup = MemoryCgroup(BUDGET_MIB)
+    if not cgroup.available():
+        pytest.skip("no writable memory cgroup here (root and cgroup v1, or v2 with the memory controller)")
+    yield cgroup
+    cgroup.remove()
+
+
+@pytest.mark.parametrize("hw", HOMEWORKS)
+def test_the_reference_gets_the_same_full_score_inside_768_mib(hw, homework_of, container, tmp_path):
+    released, notebook = homework_of(hw)
+    (tmp_path / "free").mkdir()
+    (tmp_path / "boxed").mkdir()
+    free, _ = graded(released, notebook, tmp_path / "free")
+    boxed, _ = graded(released, notebook, tmp_path / "boxed", cgroup=container)
+    assert scores(boxed) == scores(free)
+    only_lost(boxed, set())
+    assert container.oom_kills() == 0
+    assert container.peak_mib() < BUDGET_MIB
+
+
+# Two processes of 400 MiB each that hold their memory while both live: inside 768 MiB the OOM killer ends
+# one and the other then exits, so by the next sample the notebook is back under its limit.
+PAIR_CHILD = """\
+import os, pathlib, time
+b = bytearray(400 * 2**20)
+def alive(pid):
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except OSError:
+        return False
+for _ in range(600):
+    pids = pathlib.Path("kids.txt").read_text().split() if pathlib.Path("kids.txt").exists() else []
+    if pids and not all(alive(p) for p in pids):
+        break
+    time.sleep(0.05)
+"""
+PAIR = ("import pathlib, subprocess, sys, time\n"
+        f"kids = [subprocess.Popen([sys.executable, '-c', {PAIR_CHILD!r}]) for _ in range(2)]\n"
+        "pathlib.Path('kids.txt').write_text(' '.join(str(k.pid) for k in kids))\n"
+        "time.sleep(30)")
+
+
+def test_memory_that_outruns_the_watch_meets_the_oom_killer_and_costs_the_same(homework_of, container, tmp_path):
+    """With the watch sampling only every 10 s, the notebook's two processes take 800 MiB before it looks.
+    Inside 768 MiB the kernel's OOM killer stops one of them (never the grader: oom_score_adj) and the
+    notebook is under its limit again by the next sample; the watch still charges the notebook, from the
+    container's count of OOM kills, as it does on a large machine where both live until it looks."""
+    released, notebook = homework_of(HOMEWORKS[0])
+    slow = {"GENAI_HW_WATCH_INTERVAL": "10"}
+    (tmp_path / "free").mkdir()
+    (tmp_path / "boxed").mkdir()
+    boxed, _ = graded(released, notebook, tmp_path / "boxed", cell=PAIR, cgroup=container, env=slow)
+    assert container.oom_kills() >= 1, "the burst should have run the container out of memory"
+    free, _ = graded(released, notebook, tmp_path / "free", cell=PAIR, env=slow)
+    only_lost(boxed, {"q10"})
+    assert f"used more than {sandbox.MEMORY_MIB['notebook']} MiB of memory" in boxed["output"]
+    assert scores(boxed) == scores(free)
+    assert sandbox.processes_of(uids=POOL) == []
