@@ -115,9 +115,10 @@ if ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NE
     raise SystemExit("genai-hw sandbox: prctl(PR_SET_NO_NEW_PRIVS) failed")
 os.execv(sys.argv[6], sys.argv[6:])
 """
-"""Sets the student process's limits, makes it the OOM killer's first choice (oom_score_adj 1000, which it
-cannot lower), becomes the student user (no supplementary groups, private files by default, and no way back
-up through a setuid program: no_new_privs), then runs the command."""
+"""Sets the student process's limits, makes it the OOM killer's first choice (oom_score_adj 1000; a grader
+without CAP_SYS_RESOURCE cannot stop it lowering that to 0, so MemoryWatch puts it back), becomes the student
+user (no supplementary groups, private files by default, and no way back up through a setuid program:
+no_new_privs), then runs the command."""
 
 
 class SandboxError(RuntimeError):
@@ -259,17 +260,29 @@ def read_oom_kills(path: Path | None) -> int | None:
     return None
 
 
+def _keep_oom_first(pid: int) -> None:
+    """Put a student process back at oom_score_adj 1000 if it lowered it (a grader without CAP_SYS_RESOURCE,
+    such as root in a Docker container with the default capabilities, cannot forbid lowering it to 0)."""
+    path = f"/proc/{pid}/oom_score_adj"
+    with contextlib.suppress(OSError):
+        with open(path, "rb") as f:
+            if f.read().strip() == b"1000":
+                return
+        with open(path, "w") as f:
+            f.write("1000")
+
+
 class MemoryWatch:
     """Samples each role's resident memory (all its processes together) and kills a role that goes over
     its limit. ``over[role]`` then holds the memory it had; ``peak[role]`` is the largest sample.
 
     Student code that grows faster than the sampling (many processes allocating at once) can still run
     the machine out of memory. The kernel's OOM killer then ends a student process (they all have
-    ``oom_score_adj`` 1000), and the watch counts that as the role going over its limit: where the
-    machine's OOM kills can be read (``oom_kill_counter``), a kill during a sample interval charges the
-    role that was running (``phase``, else every role that held memory). With the grader's memory plus
-    one role's limit inside the machine's memory, an OOM kill means the role was past its limit, so a
-    submission gets the same result on a small machine as on a large one.
+    ``oom_score_adj`` 1000, and each sample puts back one that lowered it), and the watch counts that as
+    the role going over its limit: where the machine's OOM kills can be read (``oom_kill_counter``), a
+    kill during a sample interval charges the role that was running (``phase``, else every role that held
+    memory). With the grader's memory plus one role's limit inside the machine's memory, an OOM kill means
+    the role was past its limit, so a submission gets the same result on a small machine as on a large one.
     """
 
     def __init__(self, sandbox: Sandbox, limits: dict[str, int] | None = None,
@@ -311,6 +324,8 @@ class MemoryWatch:
                     role = None
                 if role is not None:
                     used[role] += int(status.get("VmRSS", "0 kB").split()[0])
+                    if box.isolated:
+                        _keep_oom_first(pid)
             except (OSError, KeyError, ValueError, IndexError):
                 continue
         return {role: kib / 1024 for role, kib in used.items()}

@@ -239,3 +239,20 @@ def test_memory_that_outruns_the_watch_meets_the_oom_killer_and_costs_the_same(h
     assert f"used more than {sandbox.MEMORY_MIB['notebook']} MiB of memory" in boxed["output"]
     assert scores(boxed) == scores(free)
     assert sandbox.processes_of(uids=POOL) == []
+
+
+def test_student_code_is_the_oom_killers_first_choice_and_stays_it():
+    """Student processes start at oom_score_adj 1000. Root here (as in Docker by default) lacks
+    CAP_SYS_RESOURCE, so it cannot forbid lowering it (here even to -1000, the floor inherited from the
+    machine's own processes); the watch puts it back at its next sample."""
+    code = ("import time\npath = '/proc/self/oom_score_adj'\nprint(open(path).read().strip())\n"
+            "for value in ('-1000', '0'):\n    try:\n        open(path, 'w').write(value)\n"
+            "        print('set', value)\n    except OSError as err:\n        print(type(err).__name__)\n"
+            f"time.sleep(10 * {sandbox.WATCH_INTERVAL})\nprint(open(path).read().strip())")
+    with sandbox.Sandbox() as box:
+        for role in sandbox.ROLES:
+            out = subprocess.run(box.command(role, [sys.executable, "-c", code]), capture_output=True, text=True,
+                                 timeout=60, **box.popen_kwargs(role, env=box.env(role)))
+            lines = out.stdout.split()
+            assert lines[0] == "1000", out.stdout + out.stderr
+            assert lines[-1] == "1000", out.stdout + out.stderr
