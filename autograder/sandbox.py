@@ -60,8 +60,8 @@ TEMP_ROOTS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 SNAPSHOT_LIMIT_BYTES = 200 * 2**20
 SNAPSHOT_LIMIT_FILES = 2000
 
-# Time limits (wall clock). A grading ends within about max(NOTEBOOK_LIMIT,
-# PACKAGE_LIMIT) plus Otter's own start and finish, whatever the submission does.
+# Time limits (wall clock). The package is graded first, then the notebook runs, so a grading ends within
+# about PACKAGE_LIMIT + NOTEBOOK_LIMIT plus Otter's own start and finish, whatever the submission does.
 CELL_TIMEOUT = float(os.environ.get("GENAI_HW_CELL_TIMEOUT", "120"))
 """Seconds one notebook cell may run before the kernel is interrupted."""
 NOTEBOOK_LIMIT = float(os.environ.get("GENAI_HW_NOTEBOOK_LIMIT", "210"))

@@ -54,19 +54,32 @@ def _tree_rss_kib(root: int) -> int:
     return total
 
 
-def measure_tree(command: list[str], env: dict | None = None, interval: float = 0.02) -> tuple[float, float, int]:
+def measure_tree(command: list[str], env: dict | None = None, interval: float = 0.02,
+                 wrap=None) -> tuple[float, float, int]:
     """Wall seconds, peak of the RSS summed over the command's whole process tree (MiB), exit code.
 
     Student processes start in sessions of their own, as other users, but
-    they stay descendants of the grader, so the tree holds them.
+    they stay descendants of the grader, so the tree holds them. ``wrap``
+    (``MemoryCgroup.wrap``) runs the command inside a cgroup.
     """
     start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(wrap(command) if wrap else command, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
     peak = 0
     while proc.poll() is None:
         peak = max(peak, _tree_rss_kib(proc.pid))
         time.sleep(interval)
     return time.perf_counter() - start, peak / 1024, proc.returncode
+
+
+def cpu_seconds(command: list[str], env: dict | None = None) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system, every process of the command that was waited for)."""
+    before = os.times()
+    start = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    return time.perf_counter() - start, cpu
 
 
 def report(name: str, figures: dict) -> None:

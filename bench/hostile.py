@@ -4,9 +4,10 @@ The submission's notebook runs a cell that swallows every interrupt, forever,
 and every function of its package loops forever while swallowing the
 per-call alarm, so each hidden case waits for its watchdog and restarts the
 runner. The grading is pinned to CPU 0 with a busy loop beside it there
-(about half a CPU, as on Gradescope). The documented bound is about
-max(NOTEBOOK_LIMIT, PACKAGE_LIMIT) plus Otter's own start and finish; the
-budget is 5 minutes (Gradescope's default limit is 10).
+(about half a CPU, as on Gradescope). The package and the notebook are
+graded one after the other, so the documented bound is about
+PACKAGE_LIMIT + NOTEBOOK_LIMIT plus Otter's own start and finish; the
+budget is 9 minutes (Gradescope's default limit is 10).
 
     python bench/hostile.py [--homework hw01_ngrams]
 """
@@ -76,7 +77,7 @@ def main() -> None:
 
         results = json.loads((tmp / "out" / "results.json").read_text())
         score, possible = score_of(results)
-        report(f"hostile_{hw}", {"seconds": seconds, "budget_s": 300.0, "tree_peak_mib": peak, "rc": rc,
+        report(f"hostile_{hw}", {"seconds": seconds, "budget_s": 540.0, "tree_peak_mib": peak, "rc": rc,
                                  "score": score, "possible": possible,
                                  "notebook_limit_s": sandbox.NOTEBOOK_LIMIT, "package_limit_s": sandbox.PACKAGE_LIMIT,
                                  "left_running": len(sandbox.processes_of(uids=set(range(
