@@ -260,6 +260,48 @@ def read_oom_kills(path: Path | None) -> int | None:
     return None
 
 
+def memory_backed_roots(roots: tuple[str, ...] = TEMP_ROOTS) -> list[str]:
+    """The folders of ``roots`` that live on tmpfs (``/dev/shm`` mostly): a file there is memory that no
+    process's RSS shows, and killing its writer does not give it back."""
+    try:
+        mounts = [line.split()[1:3] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    except OSError:
+        return []
+    found = []
+    for root in roots:
+        best = max((m for m in mounts if root == m[0] or root.startswith(m[0].rstrip("/") + "/")),
+                   key=lambda m: len(m[0]), default=None)
+        if best is not None and best[1] == "tmpfs" and os.path.isdir(root):
+            found.append(root)
+    return found
+
+
+FILES_SCANNED = 10_000
+"""Entries of a memory-backed folder looked at per sample; past that, the rest counts as unseen."""
+
+
+def memory_in_files(roots: list[str], uids: set[int]) -> dict[int, int]:
+    """KiB that the files owned by each of ``uids`` take in the memory-backed folders ``roots``."""
+    used = dict.fromkeys(uids, 0)
+    stack, seen = list(roots), 0
+    while stack and seen < FILES_SCANNED:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            seen += 1
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if info.st_uid in used:
+                used[info.st_uid] += info.st_blocks // 2
+            if stat.S_ISDIR(info.st_mode):
+                stack.append(entry.path)
+    return used
+
+
 def _keep_oom_first(pid: int) -> None:
     """Put a student process back at oom_score_adj 1000 if it lowered it (a grader without CAP_SYS_RESOURCE,
     such as root in a Docker container with the default capabilities, cannot forbid lowering it to 0)."""
@@ -273,8 +315,9 @@ def _keep_oom_first(pid: int) -> None:
 
 
 class MemoryWatch:
-    """Samples each role's resident memory (all its processes together) and kills a role that goes over
-    its limit. ``over[role]`` then holds the memory it had; ``peak[role]`` is the largest sample.
+    """Samples each role's memory (the resident memory of all its processes together, plus the files its
+    user owns in memory-backed temporary folders such as ``/dev/shm``) and kills a role that goes over its
+    limit. ``over[role]`` then holds the memory it had; ``peak[role]`` is the largest sample.
 
     Student code that grows faster than the sampling (many processes allocating at once) can still run
     the machine out of memory. The kernel's OOM killer then ends a student process (they all have
@@ -292,6 +335,7 @@ class MemoryWatch:
         self.peak: dict[str, float] = {role: 0.0 for role in ROLES}
         self.phase: str | None = None
         self.oom_file = oom_kill_counter()
+        self.memory_roots = memory_backed_roots()
         self._oom_kills = read_oom_kills(self.oom_file)
         self._last: dict[str, float] = {}
         self._stop = threading.Event()
@@ -328,6 +372,9 @@ class MemoryWatch:
                         _keep_oom_first(pid)
             except (OSError, KeyError, ValueError, IndexError):
                 continue
+        if box.isolated and self.memory_roots:
+            for uid, kib in memory_in_files(self.memory_roots, set(roles)).items():
+                used[roles[uid]] += kib
         return {role: kib / 1024 for role, kib in used.items()}
 
     def sample(self) -> None:
@@ -336,15 +383,21 @@ class MemoryWatch:
             self.peak[role] = max(self.peak[role], mib)
             if mib > self.limits[role]:
                 self.over[role] = max(self.over.get(role, 0.0), mib)
-                self.sandbox.kill(role)
+                self._stop_role(role)
         kills = read_oom_kills(self.oom_file)
         if kills is not None and self._oom_kills is not None and kills > self._oom_kills:
             running = [role for role in ROLES if self._last.get(role) or used[role]]
             for role in [self.phase] if self.phase else running:
                 self.over[role] = max(self.over.get(role, 0.0), self.peak[role], float(self.limits[role]))
-                self.sandbox.kill(role)
+                self._stop_role(role)
         self._oom_kills = kills
         self._last = used
+
+    def _stop_role(self, role: str) -> None:
+        """Kill the role's processes and free what its files in memory-backed folders hold."""
+        self.sandbox.kill(role)
+        if self.sandbox.isolated and self.memory_roots:
+            remove_files_of({self.sandbox.uids[role]}, tuple(self.memory_roots))
 
     def message(self, role: str) -> str:
         return f"used more than {self.limits[role]} MiB of memory (the limit for {_ROLE_WORDS[role]})"

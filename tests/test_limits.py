@@ -256,3 +256,15 @@ def test_student_code_is_the_oom_killers_first_choice_and_stays_it():
             lines = out.stdout.split()
             assert lines[0] == "1000", out.stdout + out.stderr
             assert lines[-1] == "1000", out.stdout + out.stderr
+
+
+@pytest.mark.skipif("/dev/shm" not in sandbox.memory_backed_roots(), reason="/dev/shm is not tmpfs here")
+def test_files_in_shared_memory_count_as_memory(released, solution_notebook, tmp_path):
+    """Files in /dev/shm are memory that no process shows and that outlive their writer: a package function
+    that leaves 600 MiB there costs its case (and the cases after it still pass: the files are removed)."""
+    code = ("import os\nfor i in range(12):\n    with open(f'/dev/shm/genai-hw-test-{os.getpid()}-{i}', 'wb') as f:\n"
+            "        f.write(b'x' * 50 * 2**20)\nimport time\ntime.sleep(5)")
+    results, _ = graded(released, solution_notebook, tmp_path, append=wrapped(code))
+    only_lost(results, {"q1"})
+    assert f"used more than {sandbox.MEMORY_MIB['package']} MiB of memory" in output_of(results, "q1")
+    assert not [p for p in Path("/dev/shm").iterdir() if p.name.startswith("genai-hw-test-")]
