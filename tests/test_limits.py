@@ -235,6 +235,7 @@ def test_memory_that_outruns_the_watch_meets_the_oom_killer_and_costs_the_same(h
     boxed, _ = graded(released, notebook, tmp_path / "boxed", cell=PAIR, cgroup=container, env=slow)
     assert container.oom_kills() >= 1, "the burst should have run the container out of memory"
     free, _ = graded(released, notebook, tmp_path / "free", cell=PAIR, env=slow)
+    assert "error" not in boxed, boxed["error"]  # the grader lived to write its results, not the provisional ones
     only_lost(boxed, {"q10"})
     assert f"used more than {sandbox.MEMORY_MIB['notebook']} MiB of memory" in boxed["output"]
     assert scores(boxed) == scores(free)
