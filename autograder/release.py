@@ -1,22 +1,28 @@
 """Build the student release and the Gradescope autograder zips, verifying as it goes.
 
-For each homework ``assignments/<hw>/`` (a master notebook ``<hw>.ipynb`` and
-``hidden_cases.py``):
+For each homework ``assignments/<hw>/`` (a master notebook ``<hw>.ipynb``,
+``hidden_cases.py`` and ``homework.toml``, which names the ``genai_hw``
+modules with its exercises and the data files it uses):
 
-1. check that ``genai_hw/`` is exactly what :mod:`autograder.stubgen` makes;
+1. check that ``genai_hw/`` is exactly what :mod:`autograder.stubgen` makes,
+   and that the homework's modules, notebook and hidden cases use only what
+   its release carries (:func:`release_contents`);
 2. run ``otter assign`` on a build copy of the master notebook;
 3. check that each package question's points equal its hidden cases' points;
-4. write ``dist/student/<hw>/`` (student notebook, ``genai_hw/`` stubs,
+4. write ``dist/student/<hw>/`` (student notebook, the homework's part of
+   ``genai_hw/``: its modules' stubs, the shared helpers, its data;
    requirements) and ``dist/student/<hw>.zip``, then scan them for leaks
    (solution code, hidden tests, the reference, solution markers);
 5. write ``dist/autograder/<hw>-autograder.zip``: Otter's zip plus this
-   package (the plugin and harness), the hidden cases and the reference;
+   package's grading code (the plugin and harness), the hidden cases, the
+   data they load and the reference of the homework's modules;
 6. grade the reference submission (must score 100 %) and the untouched
    stubs (must score 0, and grading must complete) with ``otter run``.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -24,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +79,147 @@ class Homework:
     @property
     def cases_file(self) -> Path:
         return self.folder / "hidden_cases.py"
+
+
+    @property
+    def spec_file(self) -> Path:
+        return self.folder / "homework.toml"
+
+
+@dataclass
+class Contents:
+    """What one homework's release carries of ``genai_hw``: ``modules`` (with this homework's exercises),
+    ``shared`` (the helpers without exercises, in every release) and ``data`` (files of ``genai_hw/data/``)."""
+
+    modules: list[str]
+    shared: list[str]
+    data: list[str]
+
+    def ships(self, module: str) -> bool:
+        return module in self.modules or module in self.shared
+
+
+def exercise_modules(package: Path) -> dict[str, bool]:
+    """Every module of ``package`` (a ``solutions/genai_hw``) and whether it holds exercises."""
+    return {path.stem: any(stubgen.BEGIN.match(line) for line in path.read_text(encoding="utf-8").splitlines())
+            for path in sorted(package.glob("*.py"))}
+
+
+def _package_imports(tree: ast.AST, relative: bool) -> set[str]:
+    """The ``genai_hw`` submodules that ``tree`` imports (relatively for the package's own modules)."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if relative and node.level == 1 or not relative and node.level == 0 and node.module \
+                    and node.module.split(".")[0] == PACKAGE:
+                parts = (node.module or "").split(".")[(0 if relative else 1):]
+                found |= {parts[0]} if parts and parts[0] else {alias.name for alias in node.names}
+        elif isinstance(node, ast.Import) and not relative:
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith(PACKAGE + ".")}
+    return found
+
+
+def _notebook_imports(notebook: Path) -> set[str]:
+    found: set[str] = set()
+    for cell in json.loads(notebook.read_text(encoding="utf-8")).get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        code = "\n".join(line for line in "".join(cell.get("source", "")).splitlines()
+                         if not line.lstrip().startswith(("%", "!")))
+        try:
+            found |= _package_imports(ast.parse(code), relative=False)
+        except SyntaxError:
+            continue
+    return found
+
+
+def release_contents(root: Path, homework: Homework) -> Contents:
+    """Read and check ``homework.toml``: what the homework's release carries. Raises ReleaseError.
+
+    The homework's modules, its notebook and its hidden cases may use only
+    the modules it ships, so a homework that builds on an earlier one imports
+    given helpers, never the earlier homework's unsolved stubs.
+    """
+    solutions = root / "solutions" / PACKAGE
+    where = homework.spec_file.relative_to(root) if homework.spec_file.is_relative_to(root) else homework.spec_file
+    if not homework.spec_file.is_file():
+        raise ReleaseError(f"{homework.name}: {where} is missing; it names the genai_hw modules with the "
+                           "homework's exercises and the data files it uses, e.g.\n"
+                           'modules = ["ngrams"]\ndata = ["moby_dick.txt"]')
+    try:
+        spec = tomllib.loads(homework.spec_file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ReleaseError(f"{where}: not valid TOML ({err})") from None
+    unknown_keys = sorted(set(spec) - {"modules", "data"})
+    lists = {key: spec.get(key, []) for key in ("modules", "data")}
+    bad = [key for key, value in lists.items() if not isinstance(value, list)
+           or not all(isinstance(v, str) for v in value)]
+    if unknown_keys or bad or not lists["modules"]:
+        raise ReleaseError(f"{where}: expected `modules` (a non-empty list of module names) and `data` (a list of "
+                           f"file names), got keys {sorted(spec)}")
+    available = exercise_modules(solutions)
+    problems = []
+    for module in lists["modules"]:
+        if module not in available:
+            problems.append(f"module {module!r} is not in solutions/{PACKAGE}/ (has {sorted(available)})")
+        elif not available[module]:
+            problems.append(f"module {module!r} has no exercises; shared helpers ship with every homework")
+    for name in lists["data"]:
+        if not (solutions / "data" / name).is_file():
+            problems.append(f"data file {name!r} is not in solutions/{PACKAGE}/data/")
+    number = re.match(r"hw(\d+)", homework.name)
+    for module in lists["modules"]:
+        if number and available.get(module):
+            tags = {int(m.group("hw")) for line in (solutions / f"{module}.py").read_text().splitlines()
+                    if (m := stubgen.BEGIN.match(line))}
+            if tags != {int(number.group(1))}:
+                problems.append(f"module {module!r} holds exercises of "
+                                f"{', '.join(f'hw{t:02d}' for t in sorted(tags))} (its BEGIN SOLUTION markers), "
+                                f"not only of {homework.name}")
+    if problems:
+        raise ReleaseError(f"{where}: " + "; ".join(problems))
+    contents = Contents(list(lists["modules"]), [m for m, exercises in available.items() if not exercises],
+                        list(lists["data"]))
+    uses = {f"solutions/{PACKAGE}/{m}.py": _package_imports(ast.parse((solutions / f"{m}.py").read_text()), True)
+            for m in contents.modules + contents.shared}
+    uses[homework.master.name] = _notebook_imports(homework.master)
+    from .harness import load_spec
+
+    uses["hidden_cases.py"] = {c.function.split(".")[0] for c in load_spec(homework.cases_file).CASES}
+    for user, modules in uses.items():
+        missing = sorted(m for m in modules if m in available and not contents.ships(m))
+        if missing:
+            problems.append(f"{user} uses genai_hw.{missing[0]}, which this homework's release does not ship "
+                            "(a homework may import its own modules and the shared helpers only; move what a "
+                            "later homework needs into a helper without exercises)")
+    if problems:
+        raise ReleaseError(f"{homework.name}: " + "; ".join(problems))
+    return contents
+
+
+def copy_package(package: Path, dest: Path, contents: Contents, code_only: bool = False) -> Path:
+    """The part of ``package`` (``genai_hw/`` or ``solutions/genai_hw/``) that a homework carries, at ``dest``.
+
+    The package docstring and ``data/README.md`` keep only the entries for what is shipped.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    for module in contents.shared + contents.modules:
+        text = (package / f"{module}.py").read_text(encoding="utf-8")
+        if module == "__init__":
+            text = "".join(line for line in text.splitlines(keepends=True)
+                           if not (m := re.match(r"- ``(\w+)``", line)) or contents.ships(m.group(1)))
+        (dest / f"{module}.py").write_text(text, encoding="utf-8")
+    if code_only:
+        return dest
+    (dest / "data").mkdir(exist_ok=True)
+    for name in contents.data:
+        shutil.copyfile(package / "data" / name, dest / "data" / name)
+    readme = package / "data" / "README.md"
+    if readme.is_file():
+        head, *sections = re.split(r"(?m)^## ", readme.read_text(encoding="utf-8"))
+        kept = [s for s in sections if s.split("\n", 1)[0].strip() in contents.data]
+        (dest / "data" / "README.md").write_text(head + "".join("## " + s for s in kept), encoding="utf-8")
+    return dest
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -237,13 +385,13 @@ def _zip_folder(folder: Path, zip_path: Path, arc_prefix: str = "") -> None:
                 zf.write(path, arc_prefix + path.relative_to(folder).as_posix())
 
 
-def build_student(root: Path, homework: Homework, assign_out: Path, dest: Path) -> Path:
+def build_student(root: Path, homework: Homework, assign_out: Path, dest: Path, contents: Contents) -> Path:
     folder = dest / homework.name
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     shutil.copy(assign_out / "student" / homework.master.name, folder / homework.master.name)
-    shutil.copytree(root / PACKAGE, folder / PACKAGE, ignore=stubgen.IGNORED)
+    copy_package(root / PACKAGE, folder / PACKAGE, contents)
     reqs = ["otter-grader==7.0.0", *requirements(root, homework)]
     (folder / "requirements.txt").write_text("\n".join(reqs) + "\n")
     _zip_folder(folder, dest / f"{homework.name}.zip", f"{homework.name}/")
@@ -258,8 +406,8 @@ def _otter_zip(homework: Homework, assign_out: Path) -> Path:
 
 
 def build_autograder(root: Path, homework: Homework, assign_out: Path, questions: dict[str, float],
-                     data_files: list[str], dest: Path) -> Path:
-    """Otter's autograder zip, plus the plugin, the hidden cases and the reference."""
+                     data_files: list[str], dest: Path, contents: Contents) -> Path:
+    """Otter's autograder zip, plus the plugin, the hidden cases and the reference of the homework's modules."""
     dest.mkdir(parents=True, exist_ok=True)
     zip_path = dest / f"{homework.name}-autograder.zip"
     manifest = {"homework": homework.name, "questions": questions}
@@ -286,11 +434,9 @@ def build_autograder(root: Path, homework: Homework, assign_out: Path, questions
         solutions = root / "solutions" / PACKAGE
         for name in data_files:
             out.write(solutions / "data" / name, f"genai_hw_grading/data/{name}")
-        for path in sorted(solutions.rglob("*")):
-            rel = path.relative_to(solutions)
-            # The reference's code only: the data the cases load travels once, in genai_hw_grading/data/.
-            if path.is_file() and rel.parts[0] not in ("data", "__pycache__") and path.suffix != ".pyc":
-                out.write(path, f"genai_hw_grading/reference/{PACKAGE}/{rel.as_posix()}")
+        # The reference's code only: the data the cases load travels once, in genai_hw_grading/data/.
+        for module in contents.shared + contents.modules:
+            out.write(solutions / f"{module}.py", f"genai_hw_grading/reference/{PACKAGE}/{module}.py")
     os.chmod(zip_path, 0o600)  # it holds the reference and the hidden cases
     return zip_path
 
@@ -406,6 +552,7 @@ def release(root: Path, names: list[str] | None = None, out: Path | None = None,
         raise ReleaseError(f"genai_hw/ is out of date with solutions/genai_hw/ ({stale[:5]}); run `genai-hw stubs`")
     zips = []
     for homework in find_homeworks(root, names):
+        contents = release_contents(root, homework)
         with tempfile.TemporaryDirectory(prefix=f"genai_hw_release_{homework.name}_") as tmp:
             build = Path(tmp)
             assign_out = run_assign(root, homework, build)
@@ -417,19 +564,20 @@ def release(root: Path, names: list[str] | None = None, out: Path | None = None,
             spec = load_spec(homework.cases_file)
             cases = list(spec.CASES)
             questions = check_points(homework, cases, build / "otter_zip" / "tests")
-            student = build_student(root, homework, assign_out, out / "student")
+            student = build_student(root, homework, assign_out, out / "student", contents)
             case_names = [c.name for c in cases]
             problems = scan_student_release(student, root / "solutions" / PACKAGE, case_names, homework.master)
             if problems:
                 raise ReleaseError(f"{homework.name}: the student release leaks:\n  " + "\n  ".join(problems))
             ag_zip = build_autograder(root, homework, assign_out, questions, list(getattr(spec, "DATA_FILES", [])),
-                                      out / "autograder")
+                                      out / "autograder", contents)
             log(f"{homework.name}: student release {student}, autograder {ag_zip}")
             if verify:
                 solution_nb = assign_out / "autograder" / homework.master.name
+                reference = copy_package(root / "solutions" / PACKAGE, build / "reference" / PACKAGE, contents)
                 checks = {
-                    "reference": make_submission(solution_nb, root / "solutions" / PACKAGE, build / "reference.zip"),
-                    "stubs": make_submission(student / homework.master.name, root / PACKAGE, build / "stubs.zip"),
+                    "reference": make_submission(solution_nb, reference, build / "reference.zip"),
+                    "stubs": make_submission(student / homework.master.name, student / PACKAGE, build / "stubs.zip"),
                 }
                 for label, submission in checks.items():
                     results = otter_run(ag_zip, submission, build / f"run_{label}")

@@ -43,9 +43,20 @@ def strip_gutenberg(raw: str) -> str:
     return raw[body_start + 1 : end].strip("\n") + "\n"
 
 
+def _data_file(path: Path | str) -> Path:
+    """``path`` if it exists; else a FileNotFoundError that says where the file comes from."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing. Each homework's genai_hw/ carries only the data files that homework uses "
+            "(see genai_hw/data/README.md); this one comes with the homework whose notebook loads it."
+        )
+    return path
+
+
 def load_moby_dick() -> str:
     """The full text of Moby-Dick (book only, original case and punctuation)."""
-    return strip_gutenberg(MOBY_DICK_PATH.read_text(encoding="utf-8-sig"))
+    return strip_gutenberg(_data_file(MOBY_DICK_PATH).read_text(encoding="utf-8-sig"))
 
 
 def split_text(text: str, train_fraction: float = 0.9) -> tuple[str, str]:
@@ -70,7 +81,7 @@ def load_word_vectors(path: Path | str = WORD_VECTORS_PATH) -> Any:
     import numpy as np
     from gensim.models import KeyedVectors
 
-    with np.load(path) as data:
+    with np.load(_data_file(path)) as data:
         words = data["words"].tobytes().decode("utf-8").split("\n")
         vectors = data["vectors"].astype(np.float32)
     word_vectors = KeyedVectors(vector_size=vectors.shape[1])

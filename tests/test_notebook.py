@@ -11,15 +11,17 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import HOMEWORKS, HW01, SOLUTIONS, STUBS, package_questions
+from autograder.release import copy_package, find_homeworks, release_contents
+from conftest import HOMEWORKS, HW01, ROOT, SOLUTIONS, STUBS, package_questions
 
 pytestmark = pytest.mark.slow
 
 
 def execute(released, package: Path, workdir: Path) -> nbformat.NotebookNode:
+    """Run the released notebook with the homework's part of ``package`` (what a student's folder holds)."""
     shutil.copytree(released["student"], workdir)
     shutil.rmtree(workdir / "genai_hw")
-    shutil.copytree(package, workdir / "genai_hw", ignore=shutil.ignore_patterns("__pycache__"))
+    copy_package(package, workdir / "genai_hw", release_contents(ROOT, find_homeworks(ROOT, [released["hw"]])[0]))
     nb = nbformat.read(workdir / f"{released['hw']}.ipynb", as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
                    resources={"metadata": {"path": str(workdir)}}).execute()
@@ -54,7 +56,10 @@ def test_runs_end_to_end_with_the_reference(release_of, hw, tmp_path):
     export = list((tmp_path / "ref").glob(f"{hw}*.zip"))
     assert len(export) == 1, "the export cell made no zip"
     names = zipfile.ZipFile(export[0]).namelist()
-    assert f"{hw}.ipynb" in names and "genai_hw/ngrams.py" in names and "genai_hw/embeddings.py" in names
+    modules = release_contents(ROOT, find_homeworks(ROOT, [hw])[0]).modules
+    assert f"{hw}.ipynb" in names and all(f"genai_hw/{m}.py" in names for m in modules)
+    assert {n.split("/")[1] for n in names if n.startswith("genai_hw/") and n.count("/") == 1} == {
+        f"{m}.py" for m in ["__init__", "data", "utils", *modules]}
     printed = "".join(outputs_text(c) for c in nb.cells)
     if hw == HW01:
         assert "w = 1.9" in printed or "w = 2.0" in printed  # the primer's line is recovered

@@ -42,6 +42,11 @@ def test_release_verified_reference_and_stubs(released):
         names = zf.namelist()
     assert "autograder/plugin.py" in names and "genai_hw_grading/hidden_cases.py" in names
     assert "genai_hw_grading/reference/genai_hw/ngrams.py" in names
+    # Per-homework: hw01's reference, student folder and zip carry nothing of hw02.
+    reference = {n for n in names if n.startswith("genai_hw_grading/reference/")}
+    assert reference == {f"genai_hw_grading/reference/genai_hw/{m}.py"
+                         for m in ("__init__", "data", "utils", "training", "ngrams")}
+    assert not any(n.startswith("genai_hw_grading/data/") for n in names)  # hw01's cases load no data file
     config = json.loads(zipfile.ZipFile(released["zip"]).read("otter_config.json"))
     assert "autograder.plugin.GenaiHwGrader" in config["plugins"]
     env = zipfile.ZipFile(released["zip"]).read("environment.yml").decode()
@@ -55,6 +60,10 @@ def test_student_release_has_no_solution_hidden_test_or_reference(released):
     assert scan_student_release(student, SOLUTIONS, cases, master) == []
     files = {p.relative_to(student).as_posix() for p in student.rglob("*") if p.is_file()}
     assert f"{HW01}.ipynb" in files and "genai_hw/ngrams.py" in files and "requirements.txt" in files
+    assert {f for f in files if f.startswith("genai_hw/")} == {
+        "genai_hw/__init__.py", "genai_hw/data.py", "genai_hw/utils.py", "genai_hw/training.py",
+        "genai_hw/ngrams.py", "genai_hw/data/README.md", "genai_hw/data/moby_dick.txt"}
+    assert (released["out"] / "student" / f"{HW01}.zip").stat().st_size < 2 * 2**20
     assert not any("hidden_cases" in f or "reference" in f for f in files)
     with zipfile.ZipFile(released["out"] / "student" / f"{HW01}.zip") as zf:
         assert {f"{HW01}/{f}" for f in files} == set(zf.namelist())
@@ -187,3 +196,7 @@ def test_hw02_release_verified_and_clean(release_of):
     cases = [c.name for c in load_cases(ROOT / "assignments" / HW02 / "hidden_cases.py")]
     master = ROOT / "assignments" / HW02 / f"{HW02}.ipynb"
     assert scan_student_release(released["student"], SOLUTIONS, cases, master) == []
+    package = {p.relative_to(released["student"]).as_posix() for p in (released["student"] / "genai_hw").rglob("*")
+               if p.is_file()}
+    assert "genai_hw/tokenizer.py" in package and "genai_hw/data/word2vec_bolukbasi_f16.npz" in package
+    assert "genai_hw/ngrams.py" not in package and "genai_hw/training.py" not in package

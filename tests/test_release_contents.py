@@ -1,0 +1,109 @@
+"""Per-homework releases (issue 10, part 1): each homework carries only its own modules, the shared helpers
+and its data, and uses nothing else of genai_hw."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from autograder.release import (
+    ReleaseError,
+    copy_package,
+    find_homeworks,
+    release_contents,
+)
+from conftest import HW01, HW02, ROOT, SOLUTIONS
+
+
+def contents_of(hw: str, root: Path = ROOT):
+    return release_contents(root, find_homeworks(root, [hw])[0])
+
+
+def test_each_homework_carries_its_own_modules_the_helpers_and_its_data():
+    hw01, hw02 = contents_of(HW01), contents_of(HW02)
+    assert hw01.modules == ["training", "ngrams"] and hw02.modules == ["tokenizer", "embeddings"]
+    assert hw01.shared == hw02.shared == ["__init__", "data", "utils"]
+    assert hw01.data == ["moby_dick.txt"]
+    assert "word2vec_bolukbasi_f16.npz" in hw02.data
+
+
+def test_copy_package_keeps_only_what_ships(tmp_path):
+    dest = copy_package(ROOT / "genai_hw", tmp_path / "genai_hw", contents_of(HW01))
+    files = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
+    assert files == ["__init__.py", "data.py", "data/README.md", "data/moby_dick.txt", "ngrams.py", "training.py",
+                     "utils.py"]
+    init = (dest / "__init__.py").read_text()
+    assert "``ngrams``" in init and "``tokenizer``" not in init and "``embeddings``" not in init
+    readme = (dest / "data" / "README.md").read_text()
+    assert "## moby_dick.txt" in readme and "word2vec" not in readme
+
+
+def test_a_missing_data_file_says_where_it_comes_from(tmp_path):
+    import importlib.util
+
+    dest = copy_package(SOLUTIONS, tmp_path / "genai_hw", contents_of(HW01))
+    spec = importlib.util.spec_from_file_location("hw01_data", dest / "data.py")
+    data = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(data)
+    assert data.load_moby_dick().startswith("CHAPTER") or len(data.load_moby_dick()) > 1_000_000
+    with pytest.raises(FileNotFoundError, match="carries only the data files that homework uses"):
+        data.load_word_vectors()
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A copy of the project's assignments and solutions to break."""
+    for folder in ("assignments", "solutions"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def test_a_homework_that_imports_another_homeworks_stubs_is_refused(project):
+    training = project / "solutions" / "genai_hw" / "training.py"
+    training.write_text(training.read_text().replace("import numpy as np\n",
+                                                     "import numpy as np\n\nfrom .tokenizer import encode\n", 1))
+    with pytest.raises(ReleaseError, match=r"training.py uses genai_hw.tokenizer, which this homework's release "
+                                           r"does not ship"):
+        contents_of(HW01, project)
+
+
+def test_a_notebook_that_imports_another_homeworks_module_is_refused(project):
+    master = project / "assignments" / HW01 / f"{HW01}.ipynb"
+    nb = json.loads(master.read_text())
+    cell = next(c for c in nb["cells"] if c["cell_type"] == "code" and "from genai_hw" in "".join(c["source"]))
+    cell["source"] = "from genai_hw.embeddings import analogy\n" + "".join(cell["source"])
+    master.write_text(json.dumps(nb))
+    with pytest.raises(ReleaseError, match=rf"{HW01}.ipynb uses genai_hw.embeddings"):
+        contents_of(HW01, project)
+
+
+@pytest.mark.parametrize("toml, message", [
+    (None, "homework.toml is missing"),
+    ("modules = [", "not valid TOML"),
+    ('modules = "ngrams"', "expected `modules`"),
+    ('modules = ["ngrams", "training"]\nextra = 1', "expected `modules`"),
+    ('modules = ["ngramz", "training"]', "'ngramz' is not in solutions/genai_hw/"),
+    ('modules = ["ngrams", "training", "utils"]', "'utils' has no exercises"),
+    ('modules = ["ngrams", "training", "tokenizer"]', "'tokenizer' holds exercises of hw02"),
+    ('modules = ["ngrams", "training"]\ndata = ["moby.txt"]', "data file 'moby.txt' is not in"),
+])
+def test_a_wrong_homework_toml_gets_a_clear_error(project, toml, message):
+    spec = project / "assignments" / HW01 / "homework.toml"
+    if toml is None:
+        spec.unlink()
+    else:
+        spec.write_text(toml)
+    with pytest.raises(ReleaseError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        contents_of(HW01, project)
+
+
+def test_a_module_belongs_to_one_homework(project):
+    """Its BEGIN SOLUTION markers name the homework, so no release carries another homework's stubs."""
+    spec = project / "assignments" / HW02 / "homework.toml"
+    spec.write_text(spec.read_text().replace('modules = ["tokenizer", "embeddings"]',
+                                             'modules = ["tokenizer", "embeddings", "ngrams"]'))
+    with pytest.raises(ReleaseError, match="'ngrams' holds exercises of hw01"):
+        contents_of(HW02, project)
