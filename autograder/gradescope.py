@@ -48,25 +48,62 @@ def failure_results(source: Path, message: str) -> dict:
     return {"score": 0, "output": message, "tests": tests, "error": message}
 
 
+WHEN = {"visible": "shown now", "after_due_date": "shown after the due date",
+        "after_published": "shown once grades are published", "hidden": "not shown to students"}
+DEFAULT_VISIBILITY = {"scores": "visible", "details": "visible"}
+
+
+def visibility_of(source: Path) -> dict[str, str]:
+    """The homework's ``[results]`` visibility (``homework.toml``, carried in the autograder's manifest)."""
+    try:
+        manifest = json.loads((source / "genai_hw_grading" / "manifest.json").read_text(encoding="utf-8"))
+        visibility = manifest.get("visibility") or {}
+        if set(visibility) == set(DEFAULT_VISIBILITY) and all(v in WHEN for v in visibility.values()):
+            return dict(visibility)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return dict(DEFAULT_VISIBILITY)
+
+
+def present(tests: list[dict], reports: dict[str, str], visibility: dict[str, str]) -> list[dict]:
+    """Gradescope's test entries with each question's score shown per ``visibility["scores"]`` and, for the
+    package questions, their ``reports`` per ``visibility["details"]``: in the question's own entry when the
+    two agree, else in an entry of its own (no points) next to a one-line summary."""
+    shown = []
+    for test in tests:
+        name = test.get("name")
+        if "max_score" in test:
+            test["visibility"] = visibility["scores"]
+        report = reports.get(name)
+        if report is None:
+            shown.append(test)
+        elif visibility["details"] == visibility["scores"]:
+            shown.append({**test, "output": report})
+        else:
+            summary = f"{report.splitlines()[0]} Which cases failed and why: {WHEN[visibility['details']]}."
+            shown += [{**test, "output": summary},
+                      {"name": f"{name} (details)", "visibility": visibility["details"], "output": report}]
+    return shown
+
+
 def package_phase_results(source: Path, case_results: list, seed: int | None) -> dict:
     """The record written once the package questions are graded, before the notebook has finished:
     what a grading stopped from outside (out of time or memory) still shows."""
+    from .harness import question_report
     from .plugin import _natural_key
 
     record = failure_results(source, "Not graded: the grading stopped before the notebook finished.")
-    scores: dict[str, list[float]] = {}
-    outputs: dict[str, list[str]] = {}
+    by_question: dict[str, list] = {}
     for result in case_results:
-        got = scores.setdefault(result.case.question, [0.0, 0.0])
-        got[0] += result.case.points if result.passed else 0
-        got[1] += result.case.points
-        outputs.setdefault(result.case.question, []).append(f"{'passed' if result.passed else 'failed'}: "
-                                                           f"{result.message}")
+        by_question.setdefault(result.case.question, []).append(result)
     tests = {test["name"]: test for test in record["tests"]}
-    for question, (score, possible) in scores.items():
-        tests[question] = {"name": question, "score": score, "max_score": possible, "visibility": "visible",
-                           "output": "\n".join(outputs[question])}
-    record["tests"] = [tests[name] for name in sorted(tests, key=_natural_key)]
+    reports = {}
+    for question, results in by_question.items():
+        tests[question] = {"name": question, "score": sum(r.case.points for r in results if r.passed),
+                           "max_score": sum(r.case.points for r in results)}
+        reports[question] = question_report(question, results, seed)
+    record["tests"] = present([tests[name] for name in sorted(tests, key=_natural_key)], reports,
+                              visibility_of(source))
     record["score"] = sum(test["score"] for test in record["tests"])
     record["output"] = (f"genai-hw: package functions graded with seed {seed}; the grading stopped before the "
                         "notebook finished, so the notebook's questions score 0.")

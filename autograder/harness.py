@@ -61,6 +61,53 @@ class CaseResult:
     case: Case
     passed: bool
     message: str
+    inputs: int = 0
+    """How many calls the case made (0: it failed before any input was judged)."""
+    fixed: int = 0
+    """How many of those calls were edge cases (the same input at every grading)."""
+
+    @property
+    def kind(self) -> str:
+        if not self.inputs:
+            return "other"
+        return "edge" if self.fixed == self.inputs else "random" if self.fixed == 0 else "mixed"
+
+
+KINDS = {
+    "edge": "Edge cases (the same inputs at every grading; expected values not shown)",
+    "random": "Random inputs (new at every grading, made from the seed)",
+    "mixed": "Edge cases and random inputs",
+    "other": "Not run",
+}
+
+
+def _last_line(message: str) -> str:
+    """The line of a notebook check's failure that says what went wrong (its exception), shortened."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else "failed")[:300]
+
+
+def question_report(question: str, results: list[CaseResult], seed: int | None,
+                    public: list[tuple[bool, str, str]] | None = None) -> str:
+    """What a student reads for one package question: how many hidden cases ran and passed, by kind, with the
+    seed, each case's message; then the notebook's public checks (``(passed, name, message)``, 0 points)."""
+    got = sum(r.case.points for r in results if r.passed)
+    possible = sum(r.case.points for r in results)
+    passed = sum(r.passed for r in results)
+    inputs = sum(r.inputs for r in results)
+    where = f", seed {seed}" if seed is not None else ""
+    lines = [f"{question}: {passed} of {len(results)} hidden cases passed ({inputs} inputs{where}), "
+             f"{got:g} of {possible:g} points."]
+    for kind, title in KINDS.items():
+        group = [r for r in results if r.kind == kind]
+        if group:
+            lines.append(f"{title}: {sum(r.passed for r in group)} of {len(group)} passed")
+            lines += [f"  passed: {r.case.what} ({r.inputs} inputs)" if r.passed else f"  FAILED: {r.message}"
+                      for r in group]
+    if public:
+        lines.append(f"Notebook checks (public, 0 points): {sum(p for p, _, _ in public)} of {len(public)} passed")
+        lines += [f"  FAILED {name}: {_last_line(message)}" for ok, name, message in public if not ok]
+    return "\n".join(lines)
 
 
 def case_seed(seed: int, case: Case) -> np.random.Generator:
@@ -481,18 +528,21 @@ class GradingSession:
 
     def _judge_case(self, index: int, case: Case, record: dict[str, Any]) -> CaseResult:
         calls, expected = self.calls[index], self.expected[index]
+        counts = {"inputs": len(calls), "fixed": sum(self.fixed[index])}
         if "broken" in record:
-            return CaseResult(case, False, f"{case.what}: {record['broken']}")
+            return CaseResult(case, False, f"{case.what}: {record['broken']}", **counts)
         if record.get("import_error"):
             module = case.function.rpartition(".")[0]
-            return CaseResult(case, False, f"{case.what}: could not import genai_hw.{module}: {record['import_error']}")
+            return CaseResult(case, False, f"{case.what}: could not import genai_hw.{module}: {record['import_error']}",
+                              **counts)
         got_calls = record.get("calls") or []
+        counts = {"inputs": len(calls), "fixed": sum(self.fixed[index])}
         for i, one in enumerate(calls):
             got = got_calls[i] if i < len(got_calls) and isinstance(got_calls[i], dict) else {}
             problem = _judge(case, one, expected[i], got, fixed=self.fixed[index][i])
             if problem:
-                return CaseResult(case, False, f"{case.what}: {problem}")
-        return CaseResult(case, True, f"{case.what}: passed ({len(calls)} inputs)")
+                return CaseResult(case, False, f"{case.what}: {problem}", **counts)
+        return CaseResult(case, True, f"{case.what}: passed ({len(calls)} inputs)", **counts)
 
 
 def _grader_error(err: Exception) -> str:

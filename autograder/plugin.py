@@ -224,6 +224,42 @@ def _capped_output(original):
     return output
 
 
+NO_LOG = "No log found with which to verify student scores."
+
+
+def _quiet_about_the_log(original):
+    """Otter's runner says there is no log to check scores against, which reads like a warning on every
+    grading: the plugin deletes the submission's log on purpose (it would be unpickled), so say that."""
+
+    def print_output(*args, **kwargs):
+        if args and args[0] == NO_LOG:
+            args = ("genai-hw: scores are not checked against the submission's .OTTER_LOG (it is deleted unread).",
+                    *args[1:])
+        return original(*args, **kwargs)
+
+    print_output._genai_hw = True
+    return print_output
+
+
+def _explained(original):
+    """Otter's results.json record, with each package question's report and the homework's visibility."""
+
+    def to_gradescope_dict(self, ag_config):
+        record = original(self, ag_config)
+        grader = ACTIVE
+        if grader is not None and grader.reports is not None:
+            from .gradescope import present
+
+            try:
+                record["tests"] = present(record["tests"], grader.reports, grader.visibility)
+            except Exception:  # noqa: BLE001 - Otter's own record is still a valid result
+                pass
+        return record
+
+    to_gradescope_dict._genai_hw = True
+    return to_gradescope_dict
+
+
 def _harden_otter() -> None:
     """Make Otter's grading survive a hostile submission (installed once per process).
 
@@ -250,12 +286,15 @@ def _harden_otter() -> None:
     """
     import otter.execute
     import otter.execute.preprocessor
+    import otter.run.run_autograder.runners.python_runner as python_runner
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from nbconvert.preprocessors import ExecutePreprocessor
     from otter.check.logs import Log, LogEntry
     from otter.execute.logging import LogRecordStreamHandler
 
+    if not getattr(python_runner.print_output, "_genai_hw", False):
+        python_runner.print_output = _quiet_about_the_log(python_runner.print_output)
     otter.execute.pickle = _TrustedResults
     otter.execute.tempfile = _ResultsFile
     otter.execute.start_server = _no_log_server
@@ -314,6 +353,10 @@ def _harden_otter() -> None:
 
     preprocess._genai_hw = True
     ExecutePreprocessor.preprocess = preprocess
+    from otter.test_files import GradingResults
+
+    if not getattr(GradingResults.to_gradescope_dict, "_genai_hw", False):
+        GradingResults.to_gradescope_dict = _explained(GradingResults.to_gradescope_dict)
     if not getattr(NotebookClient.output, "_genai_hw", False):
         NotebookClient.output = _capped_output(NotebookClient.output)
 
@@ -364,6 +407,8 @@ class GenaiHwGrader(AbstractOtterPlugin):
         self.kernel_error: str | None = None
         self.notes: list[str] = []
         self.source = Path(submission_path).resolve().parent.parent / "source"
+        self.reports: dict[str, str] | None = None
+        self.visibility: dict[str, str] = {}
 
     # Hooks -----------------------------------------------------------------
 
@@ -421,6 +466,9 @@ class GenaiHwGrader(AbstractOtterPlugin):
         grading = self.source / GRADING_DIR
         manifest = json.loads((grading / "manifest.json").read_text(encoding="utf-8"))
         self.questions = manifest["questions"]
+        from .gradescope import visibility_of
+
+        self.visibility = visibility_of(self.source)
         try:
             cases = load_cases(grading / "hidden_cases.py")
             reference = load_reference(grading / "reference" / "genai_hw")
@@ -488,6 +536,8 @@ class GenaiHwGrader(AbstractOtterPlugin):
         from otter.test_files.abstract_test import TestCase, TestCaseResult
         from otter.test_files.exception_test import ExceptionTestFile
 
+        from .harness import question_report
+
         notes = list(self.notes)
         notebook_error = results.catastrophic_error
         if notebook_error is not None or self.sandbox is None:
@@ -502,6 +552,7 @@ class GenaiHwGrader(AbstractOtterPlugin):
             for result in self.case_results:
                 by_question.setdefault(result.case.question, []).append(result)
         merged = {}
+        reports = {}
         for question, case_results in by_question.items():
             if case_results:
                 cases = [(r.case.name, r.case.points, r.passed, r.message) for r in case_results]
@@ -523,6 +574,9 @@ class GenaiHwGrader(AbstractOtterPlugin):
                 for r in (kernel_file.test_case_results if kernel_file is not None else [])
                 if not r.test_case.hidden
             ]
+            if case_results:
+                reports[question] = question_report(question, case_results, self.seed,
+                                                    [(r.passed, r.test_case.name, r.message or "") for r in public])
             test_file = ExceptionTestFile(question, f"tests/{question}.py",
                                           [r.test_case for r in public] + test_cases, all_or_nothing=False)
             test_file.test_case_results = public + case_results_out
@@ -530,6 +584,7 @@ class GenaiHwGrader(AbstractOtterPlugin):
         ordered = {name: merged.pop(name, test_file) for name, test_file in results.results.items()}
         ordered.update(merged)
         results.results = dict(sorted(ordered.items(), key=lambda item: _natural_key(item[0])))
+        self.reports = reports
 
         if self.seed is not None:
             notes.insert(0, f"genai-hw: package functions graded with seed {self.seed} "

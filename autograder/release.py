@@ -32,7 +32,7 @@ import sys
 import tempfile
 import tomllib
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import stubgen
@@ -61,6 +61,11 @@ chmod -R o+rX /root/miniforge3
 mamba run -n otter-env python -c "import sys; sys.path.insert(0, '/autograder/source'); \\
 from autograder.sandbox import Sandbox; Sandbox().close(); print('genai-hw sandbox: ok')"
 """
+
+
+VISIBILITIES = ("visible", "after_due_date", "after_published", "hidden")
+"""Gradescope's visibility settings for one test of results.json."""
+DEFAULT_VISIBILITY = {"scores": "visible", "details": "visible"}
 
 
 class ReleaseError(RuntimeError):
@@ -94,6 +99,8 @@ class Contents:
     modules: list[str]
     shared: list[str]
     data: list[str]
+    visibility: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_VISIBILITY))
+    """When students see each question's score and the hidden cases' details (Gradescope's visibility)."""
 
     def ships(self, module: str) -> bool:
         return module in self.modules or module in self.shared
@@ -150,13 +157,19 @@ def release_contents(root: Path, homework: Homework) -> Contents:
         spec = tomllib.loads(homework.spec_file.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ReleaseError(f"{where}: not valid TOML ({err})") from None
-    unknown_keys = sorted(set(spec) - {"modules", "data"})
+    unknown_keys = sorted(set(spec) - {"modules", "data", "results"})
     lists = {key: spec.get(key, []) for key in ("modules", "data")}
     bad = [key for key, value in lists.items() if not isinstance(value, list)
            or not all(isinstance(v, str) for v in value)]
     if unknown_keys or bad or not lists["modules"]:
         raise ReleaseError(f"{where}: expected `modules` (a non-empty list of module names) and `data` (a list of "
                            f"file names), got keys {sorted(spec)}")
+    results = spec.get("results", {})
+    visibility = {**DEFAULT_VISIBILITY, **(results if isinstance(results, dict) else {})}
+    if not isinstance(results, dict) or set(visibility) != set(DEFAULT_VISIBILITY) \
+            or any(value not in VISIBILITIES for value in visibility.values()):
+        raise ReleaseError(f"{where}: [results] takes `scores` and `details`, each one of {list(VISIBILITIES)}; "
+                           f"got {results!r}")
     available = exercise_modules(solutions)
     problems = []
     for module in lists["modules"]:
@@ -179,7 +192,7 @@ def release_contents(root: Path, homework: Homework) -> Contents:
     if problems:
         raise ReleaseError(f"{where}: " + "; ".join(problems))
     contents = Contents(list(lists["modules"]), [m for m, exercises in available.items() if not exercises],
-                        list(lists["data"]))
+                        list(lists["data"]), visibility)
     uses = {f"solutions/{PACKAGE}/{m}.py": _package_imports(ast.parse((solutions / f"{m}.py").read_text()), True)
             for m in contents.modules + contents.shared}
     uses[homework.master.name] = _notebook_imports(homework.master)
@@ -410,7 +423,7 @@ def build_autograder(root: Path, homework: Homework, assign_out: Path, questions
     """Otter's autograder zip, plus the plugin, the hidden cases and the reference of the homework's modules."""
     dest.mkdir(parents=True, exist_ok=True)
     zip_path = dest / f"{homework.name}-autograder.zip"
-    manifest = {"homework": homework.name, "questions": questions}
+    manifest = {"homework": homework.name, "questions": questions, "visibility": contents.visibility}
     with zipfile.ZipFile(_otter_zip(homework, assign_out)) as src, \
             zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as out:
         for item in src.infolist():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -98,6 +99,20 @@ def test_planted_bugs_cost_exactly_the_questions_they_break(released, solution_n
     q2 = next(t for t in results["tests"] if t["name"] == "q2")
     assert "on input" in q2["output"] and "expected" in q2["output"] and "got" in q2["output"]
     assert "re.sub" not in q2["output"]  # no reference code in messages
+    # Each package question explains itself: how many hidden cases ran and passed, by kind, with the seed.
+    seed = re.search(r"seed (\d+)", results["output"]).group(1)
+    for q in ("q2", "q3"):
+        test = next(t for t in results["tests"] if t["name"] == q)
+        cases = [c for c in load_cases(ROOT / "assignments" / HW01 / "hidden_cases.py") if c.question == q]
+        passed = len(cases) if q == "q3" else sum("FAILED" not in line for line in test["output"].splitlines()
+                                                  if line.startswith("  ") and ":" in line)
+        assert test["output"].startswith(f"{q}: {passed} of {len(cases)} hidden cases passed (")
+        assert f"seed {seed})" in test["output"].splitlines()[0]
+        assert "Edge cases (the same inputs at every grading" in test["output"]
+        assert "Random inputs (new at every grading" in test["output"]
+        assert test["visibility"] == "visible"
+    assert "FAILED: normalize" in q2["output"] and "passed: char_ngram_counts" in next(
+        t for t in results["tests"] if t["name"] == "q3")["output"]
 
 
 def test_same_seed_replays_the_same_cases(released, solution_notebook, tmp_path):
@@ -200,3 +215,14 @@ def test_hw02_release_verified_and_clean(release_of):
                if p.is_file()}
     assert "genai_hw/tokenizer.py" in package and "genai_hw/data/word2vec_bolukbasi_f16.npz" in package
     assert "genai_hw/ngrams.py" not in package and "genai_hw/training.py" not in package
+
+
+def test_a_clean_grading_explains_itself_and_warns_of_nothing(released, solution_notebook, tmp_path):
+    submission = make_submission(solution_notebook, SOLUTIONS, tmp_path / "ref.zip")
+    results = otter_run(released["zip"], submission, tmp_path / "out")
+    assert score_of(results)[0] == score_of(results)[1]
+    log = (tmp_path / "out" / "otter_run.log").read_text()
+    assert "differs from logged score" not in log and "No log found" not in log
+    assert "warn" not in log.lower() and "error" not in log.lower() and "Traceback" not in log, log[-2000:]
+    q1 = next(t for t in results["tests"] if t["name"] == "q1")
+    assert q1["output"].startswith("q1: 2 of 2 hidden cases passed") and "FAILED" not in q1["output"]

@@ -107,3 +107,32 @@ def test_a_module_belongs_to_one_homework(project):
                                              'modules = ["tokenizer", "embeddings", "ngrams"]'))
     with pytest.raises(ReleaseError, match="'ngrams' holds exercises of hw01"):
         contents_of(HW02, project)
+
+
+def test_results_visibility_comes_from_homework_toml(project):
+    spec = project / "assignments" / HW01 / "homework.toml"
+    assert contents_of(HW01, project).visibility == {"scores": "visible", "details": "visible"}
+    spec.write_text(spec.read_text() + '\n[results]\ndetails = "after_due_date"\n')
+    assert contents_of(HW01, project).visibility == {"scores": "visible", "details": "after_due_date"}
+    spec.write_text(spec.read_text().replace("after_due_date", "tomorrow"))
+    with pytest.raises(ReleaseError, match=r"\[results\] takes `scores` and `details`"):
+        contents_of(HW01, project)
+
+
+def test_details_shown_later_than_scores_get_an_entry_of_their_own():
+    from autograder.gradescope import present
+
+    tests = [{"name": "Public Tests", "visibility": "visible", "output": "..."},
+             {"name": "q1", "score": 1, "max_score": 2, "visibility": "after_published", "output": "otter's"},
+             {"name": "q10", "score": 1, "max_score": 1, "visibility": "after_published", "output": "otter's"}]
+    report = "q1: 1 of 2 hidden cases passed (9 inputs, seed 5), 1 of 2 points.\n  FAILED: f on input 3: ..."
+    same = present([dict(t) for t in tests], {"q1": report}, {"scores": "visible", "details": "visible"})
+    assert [(t["name"], t["visibility"]) for t in same] == [("Public Tests", "visible"), ("q1", "visible"),
+                                                            ("q10", "visible")]
+    assert same[1]["output"] == report and same[2]["output"] == "otter's"
+    later = present([dict(t) for t in tests], {"q1": report}, {"scores": "visible", "details": "after_due_date"})
+    assert [(t["name"], t["visibility"]) for t in later] == [
+        ("Public Tests", "visible"), ("q1", "visible"), ("q1 (details)", "after_due_date"), ("q10", "visible")]
+    assert later[1]["output"].startswith("q1: 1 of 2 hidden cases passed")
+    assert "after the due date" in later[1]["output"]
+    assert "FAILED" not in later[1]["output"] and later[2]["output"] == report and "score" not in later[2]
