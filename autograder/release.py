@@ -349,13 +349,16 @@ def _master_solution_lines(master: Path) -> set[str]:
 def scan_student_release(folder: Path, solutions: Path, case_names: list[str], master: Path) -> list[str]:
     """Everything in a student release that must not be there (empty: clean).
 
-    Python files must hold no line of a solution region; notebooks no line of
-    the master notebook's solution blocks, no hidden test and no solution
-    marker; nothing may name a hidden case or ship the reference or the cases.
+    Python files must hold no line of a solution region and no helper that
+    only solution code uses; notebooks no line of the master notebook's
+    solution blocks, no hidden test and no solution marker; nothing may name a
+    hidden case or ship the reference or the cases.
     """
     problems = []
     package_lines = _solution_lines(solutions)
     notebook_lines = _master_solution_lines(master)
+    helpers = {path.stem: stubgen.solution_only_helpers(path.read_text(encoding="utf-8"))
+               for path in solutions.glob("*.py")}
     for path in sorted(folder.rglob("*")):
         if not path.is_file():
             continue
@@ -372,6 +375,11 @@ def scan_student_release(folder: Path, solutions: Path, case_names: list[str], m
             leaked = sorted(package_lines & code)
             if leaked:
                 problems.append(f"{rel}: solution code ({leaked[0][:60]!r})")
+            shipped = sorted(name for name in helpers.get(path.stem, set())
+                             if re.search(rf"(?m)^def {re.escape(name)}\(", text))
+            if shipped:
+                problems.append(f"{rel}: {shipped[0]}() is used only by solution code; put it in a "
+                                "module-level solution region so the stub leaves it out")
         if path.suffix == ".ipynb":
             nb = json.loads(text)
             cell_lines = {line.strip() for cell in nb.get("cells", [])

@@ -3,8 +3,10 @@
 Every region of ``solutions/genai_hw/*.py`` between a line
 ``# BEGIN SOLUTION hwNN qM`` and a line ``# END SOLUTION`` is replaced by one
 ``raise NotImplementedError(...)`` at the same indentation, naming the
-function, the file to edit and the notebook question. Everything else (the
-docstrings, argument checks, shared helpers, data files) is copied as it is.
+function, the file to edit and the notebook question; a region at module
+level holds only the reference's own helper functions and is left out.
+Everything else (the docstrings, argument checks, shared helpers, data
+files) is copied as it is.
 
     def normalize(text):            def normalize(text):
         \"\"\"...\"\"\"                       \"\"\"...\"\"\"
@@ -47,8 +49,12 @@ def stub_source(source: str, module: str) -> str:
     lines = source.splitlines(keepends=True)
     out: list[str] = []
     region: tuple[int, re.Match[str]] | None = None
+    dropped = False  # a module-level region was just left out: so are the blank lines after it
     for number, line in enumerate(lines, start=1):
         begin, end = BEGIN.match(line), END.match(line)
+        if dropped and not line.strip():
+            continue
+        dropped = False
         if region is None:
             if end:
                 raise StubError(f"{module}.py line {number}: '# END SOLUTION' without a BEGIN")
@@ -69,7 +75,18 @@ def stub_source(source: str, module: str) -> str:
         # A function's last line is its last statement: the END marker may follow it.
         inside = [(last - first, name) for first, last, name in spans if first < start <= last]
         if not inside:
-            raise StubError(f"{module}.py line {start}: a solution region must be inside a function")
+            # At module level: the reference's own helpers, which the student package does not get.
+            body = "".join(lines[start:number - 1])
+            try:
+                helpers = all(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                              for node in ast.parse(body).body)
+            except SyntaxError:
+                helpers = False
+            if not helpers:
+                raise StubError(f"{module}.py line {start}: a solution region must be inside a function, "
+                                "or hold only helper functions (at module level, left out of the stubs)")
+            region, dropped = None, True
+            continue
         function = min(inside)[1]
         homework = int(match["hw"])
         message = (
@@ -84,6 +101,35 @@ def stub_source(source: str, module: str) -> str:
     if region is not None:
         raise StubError(f"{module}.py line {region[0]}: '# BEGIN SOLUTION' is never closed")
     return "".join(out)
+
+
+def region_lines(source: str) -> set[int]:
+    """Line numbers (1-based) inside solution regions, markers included."""
+    inside, lines, start = False, set(), 0
+    for number, line in enumerate(source.splitlines(), start=1):
+        if BEGIN.match(line):
+            inside, start = True, number
+        elif END.match(line) and inside:
+            lines |= set(range(start, number + 1))
+            inside = False
+    return lines
+
+
+def solution_only_helpers(source: str) -> set[str]:
+    """Private top-level functions defined outside solution regions but used only inside them: the
+    reference's helpers for an exercise, which must sit in a (module-level) region of their own."""
+    tree = ast.parse(source)
+    regions = region_lines(source)
+    defined = {node.name: node for node in tree.body
+               if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("_")
+               and node.lineno not in regions}
+    uses: dict[str, list[int]] = {name: [] for name in defined}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in uses:
+            own = defined[node.id]
+            if not own.lineno <= node.lineno <= (own.end_lineno or own.lineno):
+                uses[node.id].append(node.lineno)
+    return {name for name, lines in uses.items() if lines and all(line in regions for line in lines)}
 
 
 def build_stubs(solutions: Path) -> dict[str, bytes]:

@@ -27,19 +27,6 @@ from typing import Any
 import numpy as np
 
 
-def _unit(vector: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(vector))
-    if norm == 0.0:
-        raise ValueError("cannot normalise a zero vector")
-    return vector / norm
-
-
-def _lookup(word_vectors: Any, word: str) -> np.ndarray:
-    if word not in word_vectors:
-        raise KeyError(f"{word!r} is not in the vocabulary")
-    return np.asarray(word_vectors[word], dtype=np.float64)
-
-
 def cosine_similarity(u: np.ndarray, v: np.ndarray) -> float:
     """Cosine of the angle between two vectors: ``u . v / (|u| |v|)``.
 

@@ -69,33 +69,6 @@ def merge(ids: Sequence[int], pair: tuple[int, int], new_id: int) -> list[int]:
     )
 
 
-def _merge_array(ids: np.ndarray, pair: tuple[int, int], new_id: int) -> np.ndarray:
-    """:func:`merge` on a numpy array, vectorised (same left-to-right semantics)."""
-    hits = np.flatnonzero((ids[:-1] == pair[0]) & (ids[1:] == pair[1]))
-    if hits.size == 0:
-        return ids
-    if pair[0] == pair[1] and hits.size > 1:
-        # In a run of overlapping matches (x x x ...) only every other one merges.
-        starts = np.ones(hits.size, dtype=bool)
-        starts[1:] = np.diff(hits) != 1
-        run_start = np.maximum.accumulate(np.where(starts, np.arange(hits.size), 0))
-        hits = hits[(np.arange(hits.size) - run_start) % 2 == 0]
-    out = ids.copy()
-    out[hits] = new_id
-    return np.delete(out, hits + 1)
-
-
-def _most_frequent_pair(ids: np.ndarray) -> tuple[tuple[int, int], int] | None:
-    """The most frequent adjacent pair (ties: the one that first occurs earliest) and its count."""
-    if ids.size < 2:
-        return None
-    keys = ids[:-1].astype(np.int64) * (1 << 32) + ids[1:]
-    unique, first, counts = np.unique(keys, return_index=True, return_counts=True)
-    best = np.lexsort((first, -counts))[0]
-    key = int(unique[best])
-    return (key >> 32, key & 0xFFFFFFFF), int(counts[best])
-
-
 def train_bpe(text: str, vocab_size: int) -> dict[tuple[int, int], int]:
     """Learn BPE merges from ``text`` until the vocabulary has ``vocab_size`` tokens.
 

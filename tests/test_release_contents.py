@@ -136,3 +136,28 @@ def test_details_shown_later_than_scores_get_an_entry_of_their_own():
     assert later[1]["output"].startswith("q1: 1 of 2 hidden cases passed")
     assert "after the due date" in later[1]["output"]
     assert "FAILED" not in later[1]["output"] and later[2]["output"] == report and "score" not in later[2]
+
+
+def test_the_leak_scan_flags_a_helper_that_only_solution_code_uses(tmp_path):
+    """A helper outside the regions that does an exercise's work (used only by solution regions) would ship
+    in the stub: hw02's vectorised merge once did. The scan refuses it; in a module-level region it is fine."""
+    from autograder import stubgen
+    from autograder.release import scan_student_release
+
+    solutions = tmp_path / "solutions"
+    solutions.mkdir()
+    source = ("def _fast_merge(ids):\n    return [i for i in ids if i]\n\n\n"
+              "def merge(ids):\n    # BEGIN SOLUTION hw02 q2\n    return _fast_merge(ids)\n    # END SOLUTION\n")
+    (solutions / "tokenizer.py").write_text(source)
+    master = tmp_path / "master.ipynb"
+    master.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    student = tmp_path / "student"
+    (student / "genai_hw").mkdir(parents=True)
+    (student / "genai_hw" / "tokenizer.py").write_text(stubgen.stub_source(source, "tokenizer"))
+    problems = scan_student_release(student, solutions, [], master)
+    assert problems == ["genai_hw/tokenizer.py: _fast_merge() is used only by solution code; put it in a "
+                        "module-level solution region so the stub leaves it out"]
+    fixed = "# BEGIN SOLUTION hw02 q2\n" + source.replace("\n\n\ndef merge", "\n# END SOLUTION\n\n\ndef merge", 1)
+    (solutions / "tokenizer.py").write_text(fixed)
+    (student / "genai_hw" / "tokenizer.py").write_text(stubgen.stub_source(fixed, "tokenizer"))
+    assert scan_student_release(student, solutions, [], master) == []

@@ -41,12 +41,20 @@ def test_stub_replaces_region_with_question_message():
         namespace["f"](-1)
 
 
+def test_a_module_level_region_of_helpers_is_left_out():
+    source = ("import math\n\n# BEGIN SOLUTION hw01 q1\ndef _helper(x):\n    return x + 1\n# END SOLUTION\n\n\n"
+              "def f(x):\n    # BEGIN SOLUTION hw01 q1\n    return _helper(x)\n    # END SOLUTION\n")
+    stub = stubgen.stub_source(source, "m")
+    assert "_helper" not in stub and "import math" in stub and "raise NotImplementedError(" in stub
+    compile(stub, "m.py", "exec")
+
+
 @pytest.mark.parametrize(
     "source, problem",
     [
         ("def f():\n    # BEGIN SOLUTION hw01 q1\n    return 1\n", "never closed"),
         ("def f():\n    return 1\n    # END SOLUTION\n", "without a BEGIN"),
-        ("# BEGIN SOLUTION hw01 q1\nX = 1\n# END SOLUTION\n", "inside a function"),
+        ("# BEGIN SOLUTION hw01 q1\nX = 1\n# END SOLUTION\n", "or hold only helper functions"),
         ("def f():\n    # BEGIN SOLUTION\n    return 1\n    # END SOLUTION\n", "malformed marker"),
         ("def f():\n    pass\n    # BEGIN SOLUTION hw01 q1\n    # BEGIN SOLUTION hw01 q1\n    # END SOLUTION\n",
          "nested"),
@@ -58,7 +66,8 @@ def test_bad_markers_are_refused(source, problem):
 
 
 def _exercises():
-    """(module, function, question) for every solution region."""
+    """(module, function, question) for every solution region inside a function (module-level regions hold
+    the reference's own helpers, which the stubs leave out)."""
     found = []
     for path in sorted(SOLUTIONS.glob("*.py")):
         source = path.read_text()
@@ -66,7 +75,8 @@ def _exercises():
             line = source[: match.start()].count("\n") + 1
             functions = [n for n in ast.walk(ast.parse(source))
                          if isinstance(n, ast.FunctionDef) and n.lineno < line <= n.end_lineno]
-            found.append((path.stem, min(functions, key=lambda n: n.end_lineno - n.lineno).name, match[2]))
+            if functions:
+                found.append((path.stem, min(functions, key=lambda n: n.end_lineno - n.lineno).name, match[2]))
     return found
 
 

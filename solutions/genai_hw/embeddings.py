@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 
+# BEGIN SOLUTION hw02 q6
 def _unit(vector: np.ndarray) -> np.ndarray:
     norm = float(np.linalg.norm(vector))
     if norm == 0.0:
@@ -38,6 +39,7 @@ def _lookup(word_vectors: Any, word: str) -> np.ndarray:
     if word not in word_vectors:
         raise KeyError(f"{word!r} is not in the vocabulary")
     return np.asarray(word_vectors[word], dtype=np.float64)
+# END SOLUTION
 
 
 def cosine_similarity(u: np.ndarray, v: np.ndarray) -> float:

@@ -79,6 +79,7 @@ def merge(ids: Sequence[int], pair: tuple[int, int], new_id: int) -> list[int]:
     # END SOLUTION
 
 
+# BEGIN SOLUTION hw02 q3
 def _merge_array(ids: np.ndarray, pair: tuple[int, int], new_id: int) -> np.ndarray:
     """:func:`merge` on a numpy array, vectorised (same left-to-right semantics)."""
     hits = np.flatnonzero((ids[:-1] == pair[0]) & (ids[1:] == pair[1]))
@@ -104,6 +105,7 @@ def _most_frequent_pair(ids: np.ndarray) -> tuple[tuple[int, int], int] | None:
     best = np.lexsort((first, -counts))[0]
     key = int(unique[best])
     return (key >> 32, key & 0xFFFFFFFF), int(counts[best])
+# END SOLUTION
 
 
 def train_bpe(text: str, vocab_size: int) -> dict[tuple[int, int], int]:
