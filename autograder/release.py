@@ -126,6 +126,17 @@ def _package_imports(tree: ast.AST, relative: bool) -> set[str]:
     return found
 
 
+def question_order(notebook: Path) -> list[str]:
+    """The names of the master notebook's questions (``# BEGIN QUESTION`` cells), in notebook order."""
+    names = []
+    for cell in json.loads(notebook.read_text(encoding="utf-8")).get("cells", []):
+        body = "".join(cell.get("source", ""))
+        if body.lstrip().startswith("# BEGIN QUESTION"):
+            match = re.search(r"(?m)^name:\s*(\S+)", body)
+            names.append(match.group(1) if match else "?")
+    return names
+
+
 def _notebook_imports(notebook: Path) -> set[str]:
     found: set[str] = set()
     for cell in json.loads(notebook.read_text(encoding="utf-8")).get("cells", []):
@@ -195,6 +206,10 @@ def release_contents(root: Path, homework: Homework) -> Contents:
                         list(lists["data"]), visibility)
     uses = {f"solutions/{PACKAGE}/{m}.py": _package_imports(ast.parse((solutions / f"{m}.py").read_text()), True)
             for m in contents.modules + contents.shared}
+    names = question_order(homework.master)
+    if names != [f"q{i}" for i in range(1, len(names) + 1)]:
+        problems.append(f"{homework.master.name}: questions must be named q1, q2, ... in notebook order, "
+                        f"found {', '.join(names)}")
     uses[homework.master.name] = _notebook_imports(homework.master)
     from .harness import load_spec
 

@@ -49,7 +49,7 @@ def cosine_similarity(u: np.ndarray, v: np.ndarray) -> float:
         raise ValueError(f"u and v must be 1-D and of the same length, got {u.shape} and {v.shape}")
     raise NotImplementedError(
         'cosine_similarity() is not written yet: implement it in genai_hw/embeddings.py '
-        '(homework 2, question q6)'
+        '(homework 2, question q7)'
     )
 
 
@@ -83,7 +83,7 @@ def nearest_words(
         raise ValueError(f"vector must have shape ({word_vectors.vector_size},), got {vector.shape}")
     raise NotImplementedError(
         'nearest_words() is not written yet: implement it in genai_hw/embeddings.py '
-        '(homework 2, question q7)'
+        '(homework 2, question q8)'
     )
 
 
@@ -110,7 +110,7 @@ def analogy(word_vectors: Any, a: str, b: str, c: str, k: int = 1) -> list[str]:
     """
     raise NotImplementedError(
         'analogy() is not written yet: implement it in genai_hw/embeddings.py '
-        '(homework 2, question q8)'
+        '(homework 2, question q9)'
     )
 
 
@@ -135,7 +135,7 @@ def one_hot(token_ids: Sequence[int], vocab_size: int) -> np.ndarray:
         raise ValueError(f"token ids must be in [0, {vocab_size}), got {ids.min()}..{ids.max()}")
     raise NotImplementedError(
         'one_hot() is not written yet: implement it in genai_hw/embeddings.py '
-        '(homework 2, question q9)'
+        '(homework 2, question q10)'
     )
 
 
@@ -160,7 +160,7 @@ def embed(E: np.ndarray, token_ids: Sequence[int]) -> np.ndarray:
         raise ValueError(f"E must be a D x V matrix, got shape {E.shape}")
     raise NotImplementedError(
         'embed() is not written yet: implement it in genai_hw/embeddings.py '
-        '(homework 2, question q10)'
+        '(homework 2, question q11)'
     )
 
 
@@ -186,7 +186,7 @@ def bias_projection(
     """
     raise NotImplementedError(
         'bias_projection() is not written yet: implement it in genai_hw/embeddings.py '
-        '(homework 2, question q11)'
+        '(homework 2, question q12)'
     )
 
 
@@ -210,5 +210,5 @@ def document_embedding(word_vectors: Any, text: str) -> np.ndarray:
     """
     raise NotImplementedError(
         'document_embedding() is not written yet: implement it in genai_hw/embeddings.py '
-        '(homework 2, question q12)'
+        '(homework 2, question q13)'
     )

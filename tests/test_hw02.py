@@ -49,16 +49,16 @@ BUGS = {
     # ties go to the last pair instead of the first occurrence
     "q3": ("tokenizer", "    best = np.lexsort((first, -counts))[0]", "    best = np.lexsort((-first, -counts))[0]"),
     # forgets to leave out the excluded words (analogy relies on it too)
-    "q7": ("embeddings", "        if int(index) not in excluded:", "        if True:"),
+    "q8": ("embeddings", "        if int(index) not in excluded:", "        if True:"),
     # the gensim shortcut the rules forbid
-    "q8": ("embeddings", "    return [word for word, _ in nearest_words(word_vectors, target, k=k, exclude=(a, b, c))]",
+    "q9": ("embeddings", "    return [word for word, _ in nearest_words(word_vectors, target, k=k, exclude=(a, b, c))]",
            "    return [w for w, _ in word_vectors.most_similar(positive=[b, c], negative=[a], topn=k)]"),
     # one-hot rows and columns swapped
-    "q9": ("embeddings", "    matrix = np.zeros((vocab_size, ids.size))\n    matrix[ids, np.arange(ids.size)] = 1.0",
+    "q10": ("embeddings", "    matrix = np.zeros((vocab_size, ids.size))\n    matrix[ids, np.arange(ids.size)] = 1.0",
            "    matrix = np.zeros((ids.size, vocab_size))\n    matrix[np.arange(ids.size), ids] = 1.0\n"
            "    matrix = matrix.T if ids.size == vocab_size else matrix"),
 }
-BROKEN_BY = {"q3": {"q3"}, "q7": {"q7", "q8"}, "q8": {"q8"}, "q9": {"q9", "q10"}}
+BROKEN_BY = {"q3": {"q3"}, "q8": {"q8", "q9"}, "q9": {"q9"}, "q10": {"q10", "q11"}}
 
 
 @pytest.mark.parametrize("question", sorted(BUGS))
@@ -71,8 +71,8 @@ def test_planted_bug_costs_exactly_its_questions(reference, tmp_path, question):
             assert got < possible, f"the bug in {question} went unnoticed in {q}"
         else:
             assert got == possible, f"{q} lost points for a bug in {question}"
-    if question == "q8":
-        messages = " ".join(r.message for r in results if r.case.question == "q8")
+    if question == "q9":
+        messages = " ".join(r.message for r in results if r.case.question == "q9")
         assert "most_similar is off limits" in messages
 
 

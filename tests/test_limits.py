@@ -110,7 +110,7 @@ def test_a_notebook_that_allocates_gigabytes_costs_only_notebook_questions(relea
             "kids = [subprocess.Popen([sys.executable, '-c', 'b = bytearray(300 * 2**20); import time; "
             "time.sleep(60)']) for _ in range(4)]\ntime.sleep(30)")
     results, peak = graded(released, solution_notebook, tmp_path, cell=cell)
-    only_lost(results, {"q10"})
+    only_lost(results, {"q9"})
     assert f"used more than {sandbox.MEMORY_MIB['notebook']} MiB of memory" in results["output"]
     assert peak < BUDGET_MIB, f"the grading peaked at {peak:.0f} MiB"
 
@@ -149,8 +149,8 @@ def test_a_grading_killed_midway_still_shows_the_package_questions(released, sol
     results = otter_run(released["zip"], upload, tmp_path / "out", timeout=25)
     got = scores(results)
     assert "error" in results and "did not finish" in results["error"]
-    assert all(got[q] == (got[q][1], got[q][1]) for q in got if q != "q10"), got
-    assert got["q10"][0] == 0
+    assert all(got[q] == (got[q][1], got[q][1]) for q in got if q != "q9"), got
+    assert got["q9"][0] == 0
     assert sandbox.processes_of(uids=POOL) == []
 
 
@@ -236,7 +236,7 @@ def test_memory_that_outruns_the_watch_meets_the_oom_killer_and_costs_the_same(h
     assert container.oom_kills() >= 1, "the burst should have run the container out of memory"
     free, _ = graded(released, notebook, tmp_path / "free", cell=PAIR, env=slow)
     assert "error" not in boxed, boxed["error"]  # the grader lived to write its results, not the provisional ones
-    only_lost(boxed, {"q10"})
+    only_lost(boxed, {"q9"})
     assert f"used more than {sandbox.MEMORY_MIB['notebook']} MiB of memory" in boxed["output"]
     assert scores(boxed) == scores(free)
     assert sandbox.processes_of(uids=POOL) == []

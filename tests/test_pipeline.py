@@ -168,7 +168,7 @@ def test_notebook_cannot_tamper_with_package_grading(released, solution_notebook
     shutil.rmtree(reports)
     scores = per_question(results)
     assert all(scores[q][0] == 0 for q in PACKAGE_QUESTIONS), scores
-    assert scores["q10"] == (1, 1)  # the kernel reports JSON now: a patched pickle changes nothing
+    assert scores["q9"] == (1, 1)  # the kernel reports JSON now: a patched pickle changes nothing
 
 
 def test_dying_kernel_still_gives_results(released, solution_notebook, tmp_path):
@@ -177,7 +177,7 @@ def test_dying_kernel_still_gives_results(released, solution_notebook, tmp_path)
     results = otter_run(released["zip"], submission, tmp_path / "out")
     scores = per_question(results)
     assert all(scores[q][0] == scores[q][1] for q in PACKAGE_QUESTIONS), scores
-    assert scores["q10"][0] == 0
+    assert scores["q9"][0] == 0
     assert "could not be graded" in results["output"]
 
 

@@ -65,7 +65,7 @@ def test_perplexity_falls_then_rises_with_n(ref, book):
     best = int(np.argmin(values)) + 1
     assert best == 5, values
     assert values[0] < 27
-    # q10's hidden test holds this answer as a literal: it must be what the reference computes.
+    # q9's hidden test holds this answer as a literal: it must be what the reference computes.
     master = (ROOT / "assignments" / "hw01_ngrams" / "hw01_ngrams.ipynb").read_text()
     assert f"assert best_n == {best}," in master.replace("\\n", "\n")
 

@@ -161,3 +161,32 @@ def test_the_leak_scan_flags_a_helper_that_only_solution_code_uses(tmp_path):
     (solutions / "tokenizer.py").write_text(fixed)
     (student / "genai_hw" / "tokenizer.py").write_text(stubgen.stub_source(fixed, "tokenizer"))
     assert scan_student_release(student, solutions, [], master) == []
+
+
+def test_questions_are_numbered_in_notebook_order(project):
+    from autograder.release import question_order
+
+    for hw in (HW01, HW02):
+        names = question_order(ROOT / "assignments" / hw / f"{hw}.ipynb")
+        assert names == [f"q{i}" for i in range(1, len(names) + 1)]
+    master = project / "assignments" / HW01 / f"{HW01}.ipynb"
+    text = master.read_text()
+    master.write_text(text.replace('"name: q9\\n"', '"name: @\\n"').replace('"name: q10\\n"', '"name: q9\\n"')
+                      .replace('"name: @\\n"', '"name: q10\\n"'))
+    with pytest.raises(ReleaseError, match=r"questions must be named q1, q2, \.\.\. in notebook order, found q1, "
+                                           r"q2, q3, q4, q5, q6, q7, q8, q10, q9, q11"):
+        contents_of(HW01, project)
+
+
+@pytest.mark.parametrize("hw", [HW01, HW02])
+def test_written_questions_quote_what_they_cite(hw):
+    """Students have the notebook, not the lecture or the primer: a written question that cites them quotes
+    the words it relies on."""
+    cells = json.loads((ROOT / "assignments" / hw / f"{hw}.ipynb").read_text())["cells"]
+    for index, cell in enumerate(cells):
+        if cell["cell_type"] == "raw" and "manual: true" in "".join(cell["source"]):
+            prompt = "".join(cells[index + 1]["source"])
+            assert "lecture video" not in prompt.lower(), prompt[:200]
+            for source in ("lecture", "primer"):
+                if source in prompt.lower():
+                    assert prompt.count('"') >= 2, f"{hw} cell {index + 1} cites the {source} without quoting it"

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 
-# BEGIN SOLUTION hw02 q6
+# BEGIN SOLUTION hw02 q7
 def _unit(vector: np.ndarray) -> np.ndarray:
     norm = float(np.linalg.norm(vector))
     if norm == 0.0:
@@ -62,7 +62,7 @@ def cosine_similarity(u: np.ndarray, v: np.ndarray) -> float:
     v = np.asarray(v, dtype=np.float64)
     if u.ndim != 1 or u.shape != v.shape:
         raise ValueError(f"u and v must be 1-D and of the same length, got {u.shape} and {v.shape}")
-    # BEGIN SOLUTION hw02 q6
+    # BEGIN SOLUTION hw02 q7
     return float(np.dot(_unit(u), _unit(v)))
     # END SOLUTION
 
@@ -95,7 +95,7 @@ def nearest_words(
     vector = np.asarray(vector, dtype=np.float64)
     if vector.shape != (word_vectors.vector_size,):
         raise ValueError(f"vector must have shape ({word_vectors.vector_size},), got {vector.shape}")
-    # BEGIN SOLUTION hw02 q7
+    # BEGIN SOLUTION hw02 q8
     matrix = word_vectors.vectors  # V x D, float32: one product, no copy of the matrix
     norms = np.linalg.norm(matrix, axis=1).astype(np.float64)
     norms[norms == 0] = 1.0
@@ -133,7 +133,7 @@ def analogy(word_vectors: Any, a: str, b: str, c: str, k: int = 1) -> list[str]:
     Raises:
         KeyError: if a word is not in the vocabulary (the message names it).
     """
-    # BEGIN SOLUTION hw02 q8
+    # BEGIN SOLUTION hw02 q9
     target = _unit(_lookup(word_vectors, b)) - _unit(_lookup(word_vectors, a)) + _unit(_lookup(word_vectors, c))
     return [word for word, _ in nearest_words(word_vectors, target, k=k, exclude=(a, b, c))]
     # END SOLUTION
@@ -158,7 +158,7 @@ def one_hot(token_ids: Sequence[int], vocab_size: int) -> np.ndarray:
     ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
     if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
         raise ValueError(f"token ids must be in [0, {vocab_size}), got {ids.min()}..{ids.max()}")
-    # BEGIN SOLUTION hw02 q9
+    # BEGIN SOLUTION hw02 q10
     matrix = np.zeros((vocab_size, ids.size))
     matrix[ids, np.arange(ids.size)] = 1.0
     return matrix
@@ -184,7 +184,7 @@ def embed(E: np.ndarray, token_ids: Sequence[int]) -> np.ndarray:
     E = np.asarray(E, dtype=np.float64)
     if E.ndim != 2:
         raise ValueError(f"E must be a D x V matrix, got shape {E.shape}")
-    # BEGIN SOLUTION hw02 q10
+    # BEGIN SOLUTION hw02 q11
     return E @ one_hot(token_ids, E.shape[1])
     # END SOLUTION
 
@@ -209,7 +209,7 @@ def bias_projection(
     Raises:
         KeyError: if a word is not in the vocabulary.
     """
-    # BEGIN SOLUTION hw02 q11
+    # BEGIN SOLUTION hw02 q12
     direction = _unit(_lookup(word_vectors, pair[0]) - _lookup(word_vectors, pair[1]))
     return {word: float(_unit(_lookup(word_vectors, word)) @ direction) for word in words}
     # END SOLUTION
@@ -233,7 +233,7 @@ def document_embedding(word_vectors: Any, text: str) -> np.ndarray:
     Raises:
         ValueError: if no word of the text is in the vocabulary.
     """
-    # BEGIN SOLUTION hw02 q12
+    # BEGIN SOLUTION hw02 q13
     vectors = [word_vectors[w] for w in re.findall(r"[\w']+", text) if w in word_vectors]
     if not vectors:
         raise ValueError("none of the text's words is in the vocabulary")
