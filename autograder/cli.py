@@ -23,12 +23,19 @@ def _release(args: argparse.Namespace) -> int:
 def _grade(args: argparse.Namespace) -> int:
     if not sandbox.isolating():
         print(f"genai-hw grade: warning: {sandbox.NOT_ISOLATED}", file=sys.stderr)
+    from .report import write_report
+
     out = Path(args.out)
-    rows = grading.grade(Path(args.autograder), [Path(p) for p in args.submissions], out, seed=args.seed)
+    submissions = grading.expand([Path(p) for p in args.submissions])
+    jobs = args.jobs if args.jobs is not None else grading.default_jobs()
+    print(f"grading {len(submissions)} submission(s), {jobs} at a time", file=sys.stderr)
+    rows = grading.grade(Path(args.autograder), submissions, out, seed=args.seed, jobs=jobs,
+                         timeout=args.timeout, progress=grading.Progress(len(submissions)))
     csv_path = Path(args.csv) if args.csv else out / "grades.csv"
     grading.write_csv(rows, csv_path)
+    report = write_report(rows, out / "report.html", title=f"{Path(args.autograder).stem}: grades")
     print(grading.table(rows))
-    print(f"\nCSV: {csv_path}")
+    print(f"\nCSV: {csv_path}\nReport: {report}")
     return 1 if any(row["error"] for row in rows) else 0
 
 
@@ -64,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="grades", help="folder for each submission's results (default: grades/)")
     p.add_argument("--csv", help="CSV path (default: OUT/grades.csv)")
     p.add_argument("--seed", type=int, help="replay a grading run with this seed")
+    p.add_argument("--jobs", type=int, help="gradings at a time (default: the machine's cores, fewer if its "
+                                            "free memory holds fewer gradings of 768 MiB)")
+    p.add_argument("--timeout", type=int, default=900, help="seconds one grading may take (default: 900)")
     p.set_defaults(func=_grade)
 
     p = sub.add_parser("stubs", help="rewrite genai_hw/ from solutions/genai_hw/")

@@ -322,10 +322,11 @@ class MemoryWatch:
     Student code that grows faster than the sampling (many processes allocating at once) can still run
     the machine out of memory. The kernel's OOM killer then ends a student process (they all have
     ``oom_score_adj`` 1000, and each sample puts back one that lowered it), and the watch counts that as
-    the role going over its limit: where the machine's OOM kills can be read (``oom_kill_counter``), a
-    kill during a sample interval charges the role that was running (``phase``, else every role that held
-    memory). With the grader's memory plus one role's limit inside the machine's memory, an OOM kill means
-    the role was past its limit, so a submission gets the same result on a small machine as on a large one.
+    the role going over its limit: where the machine's OOM kills can be read (``oom_kill_counter``) and no
+    other grading runs beside this one, a kill during a sample interval charges the role that was running
+    (``phase``, else every role that held memory). With the grader's memory plus one role's limit inside
+    the machine's memory, an OOM kill means the role was past its limit, so a submission gets the same
+    result on a small machine as on a large one.
     """
 
     def __init__(self, sandbox: Sandbox, limits: dict[str, int] | None = None,
@@ -385,7 +386,8 @@ class MemoryWatch:
                 self.over[role] = max(self.over.get(role, 0.0), mib)
                 self._stop_role(role)
         kills = read_oom_kills(self.oom_file)
-        if kills is not None and self._oom_kills is not None and kills > self._oom_kills:
+        # An OOM kill is charged only to a grading that runs alone: beside other gradings it may be theirs.
+        if kills is not None and self._oom_kills is not None and kills > self._oom_kills and self.sandbox.alone():
             running = [role for role in ROLES if self._last.get(role) or used[role]]
             for role in [self.phase] if self.phase else running:
                 self.over[role] = max(self.over.get(role, 0.0), self.peak[role], float(self.limits[role]))
@@ -538,6 +540,20 @@ class Sandbox:
             reap_slot(slot, handle)  # whatever a killed grader left behind
             return
         raise SandboxError(f"all {SLOTS} sandbox slots are in use")
+
+    def alone(self) -> bool:
+        """True when no other grading holds a slot on this machine (isolating only; else unknown: False)."""
+        if not self.isolated:
+            return False
+        for path in _slots_dir().glob("slot-*.lock"):
+            if path.name == f"slot-{self.slot}.lock":
+                continue
+            try:
+                with open(path, "a+") as handle:
+                    fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return False
+        return True
 
     def remember(self, folder: Path) -> None:
         """Record ``otter run``'s temporary folder: if this grader is killed, the slot's next user removes it."""

@@ -181,21 +181,75 @@ def test_dying_kernel_still_gives_results(released, solution_notebook, tmp_path)
     assert "could not be graded" in results["output"]
 
 
-def test_grade_command_table_and_csv(released, solution_notebook, tmp_path):
-    subs = tmp_path / "subs"
+@pytest.fixture(scope="module")
+def graded_class(released, solution_notebook, tmp_path_factory):
+    """``genai-hw grade --jobs 2`` on a small class: a perfect upload, the stubs, a broken zip, an upload with
+    planted bugs and one whose notebook hangs past ``--timeout``."""
+    tmp = tmp_path_factory.mktemp("class")
+    subs = tmp / "subs"
     subs.mkdir()
     make_submission(solution_notebook, SOLUTIONS, subs / "alice.zip")
     make_submission(released["notebook"], STUBS, subs / "bob.zip")
     (subs / "carol.zip").write_bytes(b"this is not a zip file")
+    make_submission(solution_notebook, planted_bugs(tmp / "dave", ["q2", "q8"]), subs / "dave.zip")
+    hanging = with_extra_cell(solution_notebook, "import time\ntime.sleep(300)", tmp / f"{HW01}.ipynb")
+    make_submission(hanging, SOLUTIONS, subs / "erin.zip")
     proc = subprocess.run([sys.executable, "-m", "autograder.cli", "grade", "--autograder", str(released["zip"]),
-                           str(subs), "--out", str(tmp_path / "grades")], capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 1, proc.stderr  # carol's broken upload is reported, not fatal
-    with open(tmp_path / "grades" / "grades.csv") as f:
+                           str(subs), "--out", str(tmp / "grades"), "--jobs", "2", "--timeout", "45"],
+                          capture_output=True, text=True, cwd=ROOT)
+    return proc, tmp / "grades"
+
+
+def test_grade_command_table_csv_and_progress(graded_class):
+    proc, grades = graded_class
+    assert proc.returncode == 1, proc.stderr  # carol's broken upload and erin's hang are reported, not fatal
+    with open(grades / "grades.csv") as f:
         rows = {row["submission"]: row for row in csv.DictReader(f)}
+    assert list(rows) == ["alice.zip", "bob.zip", "carol.zip", "dave.zip", "erin.zip"]  # the folder's order
     assert float(rows["alice.zip"]["score"]) == 20 and float(rows["alice.zip"]["q7"]) == 3
     assert float(rows["bob.zip"]["score"]) == 0 and rows["bob.zip"]["seed"].isdigit()
     assert rows["carol.zip"]["error"]
-    assert "alice.zip" in proc.stdout and "percent" in proc.stdout
+    dave = {q: float(rows["dave.zip"][q]) for q in ("q1", "q2", "q8")}
+    assert dave["q2"] < 2 and dave["q8"] < 3 and dave["q1"] == 2
+    assert "did not finish within 45 s" in rows["erin.zip"]["error"]
+    assert float(rows["erin.zip"]["q1"]) == 2  # graded before the notebook hung: kept
+    assert all(Path(row["results"]).is_file() for row in rows.values())
+    assert "alice.zip" in proc.stdout and "percent" in proc.stdout and "report.html" in proc.stdout
+    assert "grading 5 submission(s), 2 at a time" in proc.stderr
+    progress = [line for line in proc.stderr.splitlines() if line.startswith("[")]
+    assert len(progress) == 5 and progress[-1].startswith("[5/5] 100.0%") and "ETA 0:00:00" in progress[-1]
+
+
+def test_the_report_renders_in_a_real_browser(graded_class):
+    """The HTML report opened in headless Chromium: its charts are drawn, its tables filled, its links work."""
+    browser_path = shutil.which("chromium")
+    if browser_path is None:
+        pytest.skip("no chromium here (`apt-get install chromium`; .ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    _, grades = graded_class
+    report = grades / "report.html"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(report.as_uri())
+        charts = page.locator("svg.chart")
+        assert charts.count() == 1 + 9  # the totals and q1..q9
+        heights = page.eval_on_selector_all("svg.chart rect.bar", "rects => rects.map(r => r.getBBox().height)")
+        assert len(heights) >= 10 and max(heights) > 50
+        assert page.locator("svg.chart").first.bounding_box()["width"] > 300  # laid out, not collapsed
+        rows = page.locator("table.submissions tr")
+        assert rows.count() == 1 + 5
+        assert rows.nth(1).inner_text().startswith("alice.zip")
+        failures = page.locator("table.failures").all_inner_texts()
+        assert any("normalize" in t and "edge cases" in t for t in failures), failures
+        assert any("perplexity" in t for t in failures), failures
+        assert "carol.zip" in page.locator("ul.errors").inner_text()
+        href = page.locator("table.submissions a").first.get_attribute("href")
+        assert json.loads((grades / href).read_text())["tests"]
+        page.goto((grades / href).resolve().as_uri())
+        assert '"tests"' in page.content()
+        browser.close()
 
 
 def test_hw02_release_verified_and_clean(release_of):
