@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from . import cases as cases_module
 from . import wire
 from .cases import Call, Case, short
 from .runner import seed_globals
@@ -211,6 +212,7 @@ class StudentProcess:
     def _env(self) -> dict[str, str]:
         return self.sandbox.env("package", {
             "GENAI_HW_DEVICE": _student_device(),
+            "CUBLAS_WORKSPACE_CONFIG": ":4096:8",  # deterministic cuBLAS (runner._deterministic_cuda)
             "GENAI_HW_DATA_DIR": str(self.data_dir or ""),
         })
 
@@ -527,6 +529,7 @@ class GradingSession:
         return results
 
     def _judge_case(self, index: int, case: Case, record: dict[str, Any]) -> CaseResult:
+        cases_module.STUDENT_DEVICE = _student_device()
         calls, expected = self.calls[index], self.expected[index]
         counts = {"inputs": len(calls), "fixed": sum(self.fixed[index])}
         if "broken" in record:

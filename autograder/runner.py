@@ -125,6 +125,23 @@ def _run_call(function, wire, call, timeout, check_mutation):
     return {"status": "ok", "value": encoded, "mutated": mutated, "seconds": seconds}
 
 
+def _deterministic_cuda():
+    """On a GPU grader: no TF32 and deterministic kernels, so the student's float32 results differ from the
+    CPU reference only by float32 rounding (cases.GPU_FLOAT32_RTOL), the same at every grading."""
+    if os.environ.get("GENAI_HW_DEVICE") != "cuda":
+        return
+    try:
+        import torch
+
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    except Exception:  # noqa: BLE001 - without torch there is nothing to set
+        pass
+
+
 def _emitter(key):
     fd = os.dup(1)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -152,6 +169,7 @@ def main():
 
     wire.STUDENT_SIDE = True
     signal.signal(signal.SIGALRM, _on_alarm)
+    _deterministic_cuda()
     # Import the whole package now, before the harness lets the notebook run.
     for info in pkgutil.iter_modules([os.path.join(package_root, "genai_hw")]):
         try:

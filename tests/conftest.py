@@ -98,3 +98,20 @@ def package_questions(hw: str) -> list[str]:
 
     return sorted({c.question for c in load_cases(ROOT / "assignments" / hw / "hidden_cases.py")},
                   key=lambda q: int(q[1:]))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` run only where CUDA is available."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_tests:
+        return
+    try:
+        import torch
+
+        available = torch.cuda.is_available()
+    except ImportError:
+        available = False
+    if not available:
+        skip = pytest.mark.skip(reason="no CUDA device here (run on a GPU grader: python -m pytest -m gpu)")
+        for item in gpu_tests:
+            item.add_marker(skip)

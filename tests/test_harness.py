@@ -185,10 +185,8 @@ CUDA_OOM = {
 }
 
 
+@pytest.mark.gpu
 def test_cuda_out_of_memory_costs_its_case_and_the_cache_is_freed(reference, tmp_path):
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device here (run on a GPU grader)")
     results = grade_cases(CASES, plant(tmp_path, CUDA_OOM), reference, 5)
     per_question = scores(results)
     assert per_question["q1"][0] == 0
@@ -197,3 +195,21 @@ def test_cuda_out_of_memory_costs_its_case_and_the_cache_is_freed(reference, tmp
         if q != "q1":
             lost = [r.message for r in results if r.case.question == q and not r.passed]
             assert got == possible, f"{q} lost points: {lost}"
+
+
+@pytest.mark.gpu
+def test_the_runner_switches_tf32_off_and_kernels_to_deterministic(reference, tmp_path):
+    """q2's function reports the runner's CUDA settings through its answer: it passes only if they hold."""
+    check = ("    import torch\n    ok = (not torch.backends.cuda.matmul.allow_tf32\n"
+             "          and not torch.backends.cudnn.allow_tf32\n"
+             "          and torch.are_deterministic_algorithms_enabled() and torch.cuda.is_available())\n"
+             "    if not ok:\n        return 'settings differ'\n")
+    package = plant(tmp_path, {"ngrams": [('    return re.sub(r"[^A-Z]+", " ", text.upper())',
+                                           check + '    return re.sub(r"[^A-Z]+", " ", text.upper())')]})
+    import sys as _sys
+
+    import torch  # the grader imports torch, as for a homework whose reference uses it: the runner gets cuda
+
+    assert "torch" in _sys.modules and torch.cuda.is_available()
+    results = grade_cases(CASES, package, reference, 7)
+    assert scores(results)["q2"][0] == scores(results)["q2"][1], [r.message for r in results if not r.passed]

@@ -69,3 +69,19 @@ def test_tensors_cross_as_data_and_compare_by_value():
     assert "expected dtype" in exact(t, back.double())
     assert "expected a torch.Tensor" in exact(t, t.numpy())
     assert approx(1e-5, 1e-6)(t, t + 1e-7) is None and approx(1e-5, 1e-6)(t, t + 1) is not None
+
+
+def test_on_a_gpu_grader_float32_tensors_may_differ_by_float32_rounding_only(monkeypatch):
+    import torch
+
+    from autograder import cases
+
+    compare = cases.approx(rtol=1e-7)
+    expected = torch.tensor([1.0, 2.0, 3.0])
+    close = expected * (1 + 3e-6)
+    assert compare(expected, close) is not None  # on the CPU the case's own tolerance holds
+    monkeypatch.setattr(cases, "STUDENT_DEVICE", "cuda")
+    assert compare(expected, close) is None  # float32 summed in another order on the GPU
+    assert compare(expected, expected * (1 + 1e-3)) is not None  # a real error still fails
+    assert compare(expected.double(), close.double()) is not None  # float64 keeps the case's tolerance
+    assert cases.exact(torch.tensor([1, 2]), torch.tensor([1, 3])) is not None
