@@ -42,3 +42,14 @@ def test_folder_without_submissions(tmp_path):
 def test_root_outside_a_checkout(tmp_path):
     proc = genai_hw("--root", str(tmp_path), "stubs", "--check", cwd=tmp_path)
     assert proc.returncode == 2 and "project root" in proc.stderr
+
+
+def test_gpu_grader_script_parses_and_keeps_its_environment_out_of_the_checkout():
+    import os
+
+    script = ROOT / "scripts" / "gpu_grader.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    if os.geteuid() == 0:  # as root the environment must not be readable through the checkout
+        proc = subprocess.run(["bash", str(script), str(ROOT / ".venv-gpu")], capture_output=True, text=True)
+        assert proc.returncode == 2 and "outside the checkout" in proc.stderr
+        assert not (ROOT / ".venv-gpu").exists()
