@@ -107,3 +107,16 @@ def test_seed_everything_seeds_torch_when_present(ref):
     ref.utils.seed_everything(7)
     assert torch.equal(a, torch.rand(3))
     assert ref.utils.default_device().type in ("cpu", "cuda")
+
+
+def test_training_cells_scale_by_device(ref, monkeypatch):
+    """``utils.by_device``: the cheap value under the grader, the GPU value only where CUDA is visible."""
+    import torch
+
+    by_device = ref.utils.by_device
+    monkeypatch.delenv("GENAI_HW_GRADING", raising=False)
+    assert by_device(cpu=10, gpu=100, grading=1) == (100 if torch.cuda.is_available() else 10)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert by_device(cpu=10, gpu=100, grading=1) == 100
+    monkeypatch.setenv("GENAI_HW_GRADING", "1")
+    assert by_device(cpu=10, gpu=100, grading=1) == 1 and by_device(cpu=10, gpu=100) == 10
