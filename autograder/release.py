@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import stubgen
+from .gradescope import DEFAULT_VISIBILITY, WHEN
 
 PACKAGE = "genai_hw"
 AUTOGRADER_DIR = Path(__file__).resolve().parent
@@ -63,9 +64,8 @@ from autograder.sandbox import Sandbox; Sandbox().close(); print('genai-hw sandb
 """
 
 
-VISIBILITIES = ("visible", "after_due_date", "after_published", "hidden")
+VISIBILITIES = tuple(WHEN)
 """Gradescope's visibility settings for one test of results.json."""
-DEFAULT_VISIBILITY = {"scores": "visible", "details": "visible"}
 
 
 class ReleaseError(RuntimeError):
@@ -84,7 +84,6 @@ class Homework:
     @property
     def cases_file(self) -> Path:
         return self.folder / "hidden_cases.py"
-
 
     @property
     def spec_file(self) -> Path:
