@@ -91,8 +91,11 @@ def test_every_exercise_has_a_region():
 def test_stub_raises_not_implemented_naming_question(module, function, question):
     """Calling a stub with valid arguments fails loudly, naming its question."""
     import numpy as np
+    import torch
     from gensim.models import KeyedVectors
 
+    nets = (torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))
+    optimizers = tuple(torch.optim.SGD(net.parameters(), lr=0.1) for net in nets)
     kv = KeyedVectors(vector_size=2)
     kv.add_vectors(["a", "b", "c", "d"], np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, -1.0]]))
     stub_module = importlib.import_module(f"genai_hw.{module}")
@@ -118,6 +121,13 @@ def test_stub_raises_not_implemented_naming_question(module, function, question)
         "embed": ([[1.0]], [0]),
         "bias_projection": (kv, ["c"], ("a", "b")),
         "document_embedding": (kv, "a b"),
+        "discriminator_loss": (torch.zeros(2), torch.zeros(2)),
+        "generator_loss": (torch.zeros(2),),
+        "gan_train_step": (*nets, *optimizers, torch.zeros(2, 2), torch.zeros(2, 3)),
+        "mode_coverage": (np.zeros((1, 2)), np.zeros((1, 2)), 1.0),
+        "reparameterize": (torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, 2)),
+        "kl_to_standard_normal": (torch.zeros(1, 2), torch.zeros(1, 2)),
+        "vae_loss": (torch.zeros(1, 4), torch.zeros(1, 4), torch.zeros(1, 2), torch.zeros(1, 2)),
     }
     with pytest.raises(NotImplementedError, match=rf"{function}\(\).*question {question}\)"):
         getattr(stub_module, function)(*valid[function])
