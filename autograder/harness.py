@@ -141,14 +141,19 @@ def _reference_function(reference: types.ModuleType, dotted: str):
 
 def _expected(reference: types.ModuleType, case: Case, one: Call) -> dict[str, Any]:
     function = _reference_function(reference, case.function)
-    args = wire.realize(wire.loads(wire.dumps(one.args)))
+    spec = wire.loads(wire.dumps(one.args))
+    args = wire.realize_args(spec)
     kwargs = wire.realize(wire.loads(wire.dumps(one.kwargs)))
     seed_globals()
     try:
         value = function(*args, **kwargs)
     except Exception as err:  # the reference raising is the expected outcome
         return {"status": "raised", "types": [c.__name__ for c in type(err).__mro__]}
-    return {"status": "ok", "value": wire.loads(wire.dumps(value))}
+    expected = {"status": "ok", "value": wire.loads(wire.dumps(value))}
+    state = wire.observe(spec, args)
+    if state is not None:
+        expected["state"] = wire.loads(wire.dumps(state))
+    return expected
 
 
 class StudentProcess:
@@ -396,6 +401,17 @@ def _judge(case: Case, one: Call, expected: dict[str, Any], got: dict[str, Any],
         return f"{on}: {problem}"
     if got.get("mutated"):
         return f"{on}: your function changed its argument(s) {got['mutated']}; it must not modify its inputs"
+    if "state" in expected:  # a training step: the models must end where the reference's end
+        try:
+            state = wire.decode(got.get("state"))
+        except wire.WireError as err:
+            return f"{on}: the models' parameters after the call could not be read ({err})"
+        if not isinstance(state, dict):
+            return f"{on}: the models' parameters after the call could not be read"
+        for name, params in expected["state"].items():
+            problem = case.compare(params, state.get(name))
+            if problem:
+                return f"{on}: after the call the {name}'s parameters are not where they should be ({problem})"
     return None
 
 

@@ -88,7 +88,7 @@ def _run_call(function, wire, call, timeout, check_mutation):
         before = None
         if check_mutation:
             before = [None if wire.is_resource(a) else wire.dumps(a) for a in args]
-        real_args = wire.realize(args)
+        real_args = wire.realize_args(args)
         real_kwargs = wire.realize(kwargs)
     except Exception as err:  # the grader's side of the call failed, not the submitted code
         return {"status": "setup_error", "message": f"{type(err).__name__}: {err}"[:300]}
@@ -122,7 +122,14 @@ def _run_call(function, wire, call, timeout, check_mutation):
     except Exception as err:  # noqa: BLE001 - e.g. an int too long to write, a recursive container
         encoded = {"t": "unsupported", "type": type(value).__name__,
                    "repr": f"could not be sent back ({type(err).__name__})"}
-    return {"status": "ok", "value": encoded, "mutated": mutated, "seconds": seconds}
+    outcome = {"status": "ok", "value": encoded, "mutated": mutated, "seconds": seconds}
+    try:
+        state = wire.observe(args, real_args)
+        if state is not None:
+            outcome["state"] = wire.encode(state)
+    except Exception as err:  # noqa: BLE001 - e.g. the models were replaced by something else
+        outcome["state"] = {"t": "unsupported", "type": type(err).__name__, "repr": "could not be read"}
+    return outcome
 
 
 def _deterministic_cuda():

@@ -77,6 +77,73 @@ FORBIDDEN_GENSIM = (
 _loaded: dict[str, Any] = {}
 
 
+class TrainStepSpec:
+    """A training set-up (models, optimisers, a batch), carried as a kind, a seed and options.
+
+    Each process builds the same set-up afresh (:meth:`make`: the call's whole argument list), so the
+    submitted function and the reference train identical models on identical data. After the call,
+    :meth:`observe` reports every model's parameters as plain arrays, which is how a training step is
+    judged: no object that submitted code made travels back.
+
+    ``TrainStepSpec("gan", 3, {"z_dim": 2, "x_dim": 2, "hidden": 8, "batch": 16, "lr": 0.05})``: a
+    generator ``Linear(z, h) - ReLU - Linear(h, x)``, a discriminator ``Linear(x, h) - ReLU - Linear(h, 1)``,
+    SGD for each (``"optimizer": "adam"`` for Adam), a real batch of shape (batch, x) and noise (batch, z):
+    the arguments of ``gan.gan_train_step``. The parameters carry gradients left from an earlier step, as
+    in a training loop, so a step that forgets ``zero_grad()`` ends somewhere else.
+    """
+
+    KINDS = ("gan",)
+
+    def __init__(self, kind: str, seed: int, options: dict | None = None) -> None:
+        if kind not in self.KINDS:
+            raise WireError(f"unknown training set-up {kind!r}")
+        self.kind, self.seed, self.options = kind, int(seed), dict(options or {})
+
+    def make(self) -> list:
+        import torch
+
+        o = {"z_dim": 2, "x_dim": 2, "hidden": 8, "batch": 16, "lr": 0.05, "optimizer": "sgd", **self.options}
+        device = tensor_device()
+        torch.manual_seed(self.seed)
+        generator = torch.nn.Sequential(torch.nn.Linear(o["z_dim"], o["hidden"]), torch.nn.ReLU(),
+                                        torch.nn.Linear(o["hidden"], o["x_dim"])).to(device)
+        discriminator = torch.nn.Sequential(torch.nn.Linear(o["x_dim"], o["hidden"]), torch.nn.ReLU(),
+                                            torch.nn.Linear(o["hidden"], 1)).to(device)
+        optimizer = torch.optim.Adam if o["optimizer"] == "adam" else torch.optim.SGD
+        opt_g = optimizer(generator.parameters(), lr=float(o["lr"]))
+        opt_d = optimizer(discriminator.parameters(), lr=float(o["lr"]))
+        data = torch.Generator().manual_seed(self.seed + 1)
+        for model in (generator, discriminator):  # gradients left from an earlier step, as in a training loop
+            for p in model.parameters():
+                p.grad = torch.randn(p.shape, generator=data).to(device)
+        real = (torch.randn(o["batch"], o["x_dim"], generator=data) * 0.5 + 2.0).to(device)
+        z = torch.randn(o["batch"], o["z_dim"], generator=data).to(device)
+        return [generator, discriminator, opt_g, opt_d, real, z]
+
+    @staticmethod
+    def observe(args: list) -> dict:
+        """The models' parameters after the call, as float64 arrays, by model."""
+        return {name: [p.detach().cpu().double().numpy() for p in model.parameters()]
+                for name, model in (("generator", args[0]), ("discriminator", args[1]))}
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} training set-up, seed {self.seed}, {self.options}>"
+
+
+def realize_args(args: Any) -> Any:
+    """The call's arguments: a lone :class:`TrainStepSpec` becomes its whole argument list."""
+    if type(args) in (list, tuple) and len(args) == 1 and isinstance(args[0], TrainStepSpec):
+        return tuple(args[0].make())
+    return realize(args)
+
+
+def observe(args: Any, real_args: Any) -> Any:
+    """After a call: what the training set-up's models look like (None for other calls)."""
+    if type(args) in (list, tuple) and len(args) == 1 and isinstance(args[0], TrainStepSpec):
+        return args[0].observe(list(real_args))
+    return None
+
+
 def forbid_gensim_answers() -> None:
     """Make the gensim methods that answer the embedding exercises raise, in this process."""
     from gensim.models import KeyedVectors
@@ -144,7 +211,7 @@ def load_word_vectors(path: str, keyed: bool | None = None) -> Any:
 
 def is_resource(value: Any) -> bool:
     """Arguments made afresh in each process (not data to compare for mutation)."""
-    return isinstance(value, (RngSpec, WordVectorsSpec))
+    return isinstance(value, (RngSpec, WordVectorsSpec, TrainStepSpec))
 
 
 def _type_name(value: Any) -> str:
@@ -185,6 +252,8 @@ def encode(value: Any, depth: int = 0) -> Any:
         return {"t": "rng", "v": value.seed}
     if cls is WordVectorsSpec:
         return {"t": "kv", "v": value.filename}
+    if cls is TrainStepSpec:
+        return {"t": "setup", "kind": value.kind, "seed": value.seed, "v": encode(value.options, depth + 1)}
     if cls is np.ndarray:
         if value.dtype.kind not in _ARRAY_KINDS:
             return {"t": "unsupported", "type": f"numpy.ndarray[{value.dtype}]", "repr": ""}
@@ -232,6 +301,11 @@ def decode(data: Any, depth: int = 0) -> Any:
         return RngSpec(int(data["v"]))
     if tag == "kv":
         return WordVectorsSpec(str(data["v"]))
+    if tag == "setup":
+        options = decode(data.get("v"), depth + 1)
+        if type(options) is not dict or type(data.get("seed")) is not int:
+            raise WireError("malformed training set-up")
+        return TrainStepSpec(str(data.get("kind")), data["seed"], options)
     if tag == "ndarray":
         dtype = np.dtype(str(data.get("dtype")))
         if dtype.kind not in _ARRAY_KINDS:

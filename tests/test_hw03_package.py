@@ -141,3 +141,48 @@ def test_vae_loss_is_summed_squared_error_plus_beta_kl(ref):
         assert torch.allclose(ref.vae.vae_loss(x, x_hat, mu, logvar, beta=beta), expected)
     with pytest.raises(ValueError):
         ref.vae.vae_loss(x, x_hat[:4], mu, logvar)
+
+
+# A training step graded as the hidden cases will grade it: the same tiny GAN built from a seed in the
+# grader and in the student's process, losses compared, then every parameter of both networks.
+def _gan_steps(rng):
+    from autograder.cases import call
+    from autograder.wire import TrainStepSpec
+
+    return [call(TrainStepSpec("gan", int(rng.integers(2**31)), {"lr": lr, "optimizer": opt, "batch": batch}))
+            for lr, opt, batch in ((0.05, "sgd", 16), (0.01, "adam", 8), (0.2, "sgd", 5))]
+
+
+def _step_cases():
+    from autograder.cases import Case, approx
+
+    return [Case("q3", "gan_train_step_random", 1, "gan.gan_train_step", _gan_steps,
+                 "gan_train_step on tiny random GANs", approx(rtol=1e-5, atol=1e-7), timeout=20)]
+
+
+WRONG_STEPS = {
+    # the generator's step also moves the discriminator
+    "touches_d": ("    opt_g.step()\n    return", "    opt_g.step()\n    opt_d.step()\n    return"),
+    # the fakes are not detached: the discriminator's step leaves gradients on the generator, which opt_g adds
+    "no_zero_grad_g": ("    opt_g.zero_grad()\n    g_loss", "    g_loss"),
+    # the generator trains against the discriminator as it was before its step
+    "stale_d": ("    opt_d.step()\n\n    opt_g.zero_grad()", "    opt_g.zero_grad()"),
+}
+
+
+def test_a_training_step_is_judged_by_both_networks_parameters(ref, tmp_path):
+    from autograder.harness import grade_cases
+    from conftest import plant
+
+    results = grade_cases(_step_cases(), SOLUTIONS, load_reference(SOLUTIONS), 11)
+    assert all(r.passed for r in results), [r.message for r in results]
+    for name, (old, new) in WRONG_STEPS.items():
+        package = plant(tmp_path / name, {"gan": [(old, new)]})
+        if name == "stale_d":  # the discriminator must still step, after the generator
+            text = (package / "gan.py").read_text()
+            (package / "gan.py").write_text(text.replace("    opt_g.step()\n    return",
+                                                         "    opt_g.step()\n    opt_d.step()\n    return", 1))
+        results = grade_cases(_step_cases(), package, load_reference(SOLUTIONS), 11)
+        message = results[0].message
+        assert not results[0].passed, name
+        assert "parameters are not where they should be" in message or "expected" in message, (name, message)

@@ -85,3 +85,25 @@ def test_on_a_gpu_grader_float32_tensors_may_differ_by_float32_rounding_only(mon
     assert compare(expected, expected * (1 + 1e-3)) is not None  # a real error still fails
     assert compare(expected.double(), close.double()) is not None  # float64 keeps the case's tolerance
     assert cases.exact(torch.tensor([1, 2]), torch.tensor([1, 3])) is not None
+
+
+def test_a_training_setup_travels_as_its_seed_and_is_built_alike_on_both_sides():
+    import torch
+
+    from autograder import wire
+
+    spec = wire.TrainStepSpec("gan", 5, {"lr": 0.1, "batch": 4})
+    back = wire.loads(wire.dumps(spec))
+    assert isinstance(back, wire.TrainStepSpec) and (back.kind, back.seed, back.options) == ("gan", 5, spec.options)
+    first, second = wire.realize_args((spec,)), wire.realize_args((back,))
+    assert len(first) == 6 and isinstance(first[2], torch.optim.SGD)
+    for a, b in zip(first[0].parameters(), second[0].parameters()):
+        assert torch.equal(a, b) and torch.equal(a.grad, b.grad)
+    assert torch.equal(first[4], second[4]) and first[4].shape == (4, 2)
+    state = wire.loads(wire.dumps(wire.observe((spec,), first)))
+    assert set(state) == {"generator", "discriminator"} and all(a.dtype == np.float64 for a in state["generator"])
+    assert wire.observe(("not a set-up",), ("x",)) is None and wire.is_resource(spec)
+    with pytest.raises(wire.WireError):
+        wire.decode({"t": "setup", "kind": "rocket", "seed": 1, "v": {"t": "dict", "v": []}})
+    with pytest.raises(wire.WireError):
+        wire.decode({"t": "setup", "kind": "gan", "seed": "1", "v": {"t": "dict", "v": []}})

@@ -5,6 +5,8 @@ assignment text. The notebooks in the homework folders call into this package.
 
 - ``training``: a training loop from scratch (homework 1).
 - ``ngrams``: Shannon's n-gram language model on Moby-Dick (homework 1).
+- ``gan``: the losses and the training step of a generative adversarial network (homework 3).
+- ``vae``: a variational autoencoder's sampling, KL term and loss (homework 3).
 - ``data``: loaders for the offline data that ships with the package.
 - ``utils``: seeding, device choice and the grader's cheap mode.
 
