@@ -5,6 +5,8 @@ assignment text. The notebooks in the homework folders call into this package.
 
 - ``training``: a training loop from scratch (homework 1).
 - ``ngrams``: Shannon's n-gram language model on Moby-Dick (homework 1).
+- ``tokenizer``: byte-pair encoding, from bytes to tokens and back (homework 2).
+- ``embeddings``: word vectors, cosine similarity, analogies, embedding matrices (homework 2).
 - ``gan``: the losses and the training step of a generative adversarial network (homework 3).
 - ``vae``: a variational autoencoder's sampling, KL term and loss (homework 3).
 - ``data``: loaders for the offline data that ships with the package.
