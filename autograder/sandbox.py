@@ -74,7 +74,8 @@ MEMORY_MIB = {
     "package": int(os.environ.get("GENAI_HW_PACKAGE_MEMORY_MIB", "300")),
     "notebook": int(os.environ.get("GENAI_HW_NOTEBOOK_MEMORY_MIB", "400")),
 }
-"""Resident memory (MiB, summed over the role's processes) past which the role's processes are killed."""
+"""Memory (MiB, summed over the role's processes: anonymous and shared pages, not mapped files) past which the
+role's processes are killed."""
 DATA_SLACK_MIB = 100
 """RLIMIT_DATA of each student process is its role's memory limit plus this (libraries map data they never
 touch): one huge allocation then fails at once with MemoryError instead of racing the watcher."""
@@ -302,6 +303,17 @@ def memory_in_files(roots: list[str], uids: set[int]) -> dict[int, int]:
     return used
 
 
+def _unreclaimable_kib(status: dict[str, str]) -> int:
+    """A process's memory that the kernel cannot simply drop: its anonymous and shared-memory pages
+    (``RssAnon + RssShmem``). Pages of mapped files, such as the libraries torch loads (about 75 MiB),
+    are page cache that every process shares and the kernel reclaims under pressure, so importing a large
+    library does not count against the limit; what the code allocates does. ``VmRSS`` where the kernel
+    does not say."""
+    if "RssAnon" in status:
+        return int(status["RssAnon"].split()[0]) + int(status.get("RssShmem", "0 kB").split()[0])
+    return int(status.get("VmRSS", "0 kB").split()[0])
+
+
 def _keep_oom_first(pid: int) -> None:
     """Put a student process back at oom_score_adj 1000 if it lowered it (a grader without CAP_SYS_RESOURCE,
     such as root in a Docker container with the default capabilities, cannot forbid lowering it to 0)."""
@@ -315,9 +327,10 @@ def _keep_oom_first(pid: int) -> None:
 
 
 class MemoryWatch:
-    """Samples each role's memory (the resident memory of all its processes together, plus the files its
-    user owns in memory-backed temporary folders such as ``/dev/shm``) and kills a role that goes over its
-    limit. ``over[role]`` then holds the memory it had; ``peak[role]`` is the largest sample.
+    """Samples each role's memory (the anonymous and shared memory of all its processes together, see
+    :func:`_unreclaimable_kib`, plus the files its user owns in memory-backed temporary folders such as
+    ``/dev/shm``) and kills a role that goes over its limit. ``over[role]`` then holds the memory it had;
+    ``peak[role]`` is the largest sample.
 
     Student code that grows faster than the sampling (many processes allocating at once) can still run
     the machine out of memory. The kernel's OOM killer then ends a student process (they all have
@@ -368,7 +381,7 @@ class MemoryWatch:
                 else:
                     role = None
                 if role is not None:
-                    used[role] += int(status.get("VmRSS", "0 kB").split()[0])
+                    used[role] += _unreclaimable_kib(status)
                     if box.isolated:
                         _keep_oom_first(pid)
             except (OSError, KeyError, ValueError, IndexError):
