@@ -120,3 +120,13 @@ def test_training_cells_scale_by_device(ref, monkeypatch):
     assert by_device(cpu=10, gpu=100, grading=1) == 100
     monkeypatch.setenv("GENAI_HW_GRADING", "1")
     assert by_device(cpu=10, gpu=100, grading=1) == 1 and by_device(cpu=10, gpu=100) == 10
+
+
+def test_the_digits_load_as_documented():
+    from genai_hw.data import load_digits
+
+    images, labels = load_digits()
+    assert images.shape == (1797, 8, 8) and images.dtype == np.float32
+    assert images.min() == 0.0 and images.max() == 1.0 and labels.shape == (1797,)
+    assert sorted(set(labels.tolist())) == list(range(10)) and labels[0] == 0
+    assert np.abs(images[labels == 1].mean(0) - images[labels == 0].mean(0)).max() > 0.3  # a 1 is not a 0

@@ -10,7 +10,12 @@
   ``scripts/derive_word2vec.py``. :func:`load_word_vectors` returns them as a
   gensim ``KeyedVectors``, so ``word_vectors["cow"]`` works as in the lecture.
 
-Provenance of both: ``data/README.md``.
+- ``digits_8x8.npz``: 1797 handwritten digits, 8 x 8 pixels with values
+  0..16 (the UCI "Optical Recognition of Handwritten Digits" test set, as
+  scikit-learn bundles it). :func:`load_digits` returns them scaled to [0, 1].
+
+Provenance of all three: ``data/README.md``. Each homework carries only the
+files it uses.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 DATA_DIR = Path(__file__).resolve().parent / "data"
 MOBY_DICK_PATH = DATA_DIR / "moby_dick.txt"
 WORD_VECTORS_PATH = DATA_DIR / "word2vec_bolukbasi_f16.npz"
+DIGITS_PATH = DATA_DIR / "digits_8x8.npz"
 
 _START_MARK = "*** START OF THE PROJECT GUTENBERG EBOOK"
 _END_MARK = "*** END OF THE PROJECT GUTENBERG EBOOK"
@@ -87,3 +93,16 @@ def load_word_vectors(path: Path | str = WORD_VECTORS_PATH) -> Any:
     word_vectors = KeyedVectors(vector_size=vectors.shape[1])
     word_vectors.add_vectors(words, vectors)
     return word_vectors
+
+
+def load_digits() -> tuple[Any, Any]:
+    """The 8 x 8 handwritten digits: ``(images, labels)``.
+
+    ``images`` is a float32 NumPy array of shape (1797, 8, 8) with values in [0, 1] (the pixel counts
+    0..16 divided by 16); ``labels`` an int64 array of shape (1797,) with the digit each image shows.
+    ``images, labels = load_digits(); images[0]`` is a zero.
+    """
+    import numpy as np
+
+    with np.load(_data_file(DIGITS_PATH)) as data:
+        return data["images"].astype(np.float32) / 16.0, data["labels"].astype(np.int64)
