@@ -190,3 +190,15 @@ def test_written_questions_quote_what_they_cite(hw):
             for source in ("lecture", "primer"):
                 if source in prompt.lower():
                     assert prompt.count('"') >= 2, f"{hw} cell {index + 1} cites the {source} without quoting it"
+
+
+@pytest.mark.parametrize("hw", [HW01, HW02])
+def test_the_notebook_text_names_its_written_questions_by_their_numbers(hw):
+    import re
+
+    cells = json.loads((ROOT / "assignments" / hw / f"{hw}.ipynb").read_text())["cells"]
+    manual = {int(re.search(r"name: q(\d+)", "".join(c["source"])).group(1)) for c in cells
+              if c["cell_type"] == "raw" and "manual: true" in "".join(c["source"])}
+    text = " ".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    named = re.findall(r"(?:written answers to|[Qq]uestions) (\d+) and\s+(\d+)", text)
+    assert named and all({int(a), int(b)} == manual for a, b in named), (named, manual)
