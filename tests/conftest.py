@@ -54,7 +54,8 @@ def planted_bugs(tmp: Path, questions: list[str]) -> Path:
 
 
 HW02 = "hw02_tokens_embeddings"
-HOMEWORKS = [HW01, HW02]
+HW03 = "hw03_gans_vaes"
+HOMEWORKS = [HW01, HW02, HW03]
 
 
 @pytest.fixture(scope="session")

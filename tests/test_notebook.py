@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from nbclient import NotebookClient
 
 from autograder.release import copy_package, find_homeworks, release_contents
-from conftest import HOMEWORKS, HW01, ROOT, SOLUTIONS, STUBS, package_questions
+from conftest import HOMEWORKS, HW01, HW02, ROOT, SOLUTIONS, STUBS, package_questions
 
 pytestmark = pytest.mark.slow
 
@@ -63,8 +64,13 @@ def test_runs_end_to_end_with_the_reference(release_of, hw, tmp_path):
     printed = "".join(outputs_text(c) for c in nb.cells)
     if hw == HW01:
         assert "w = 1.9" in printed or "w = 2.0" in printed  # the primer's line is recovered
-    else:
+    elif hw == HW02:
         assert "father" in printed and "your" in printed  # the lecture's analogies
+    else:
+        assert "Adam betas (0.5, 0.999): modes covered by seeds 0, 1, 2: [8, 8, 8] of 8" in printed, printed[-3000:]
+        assert "saturating gradient" in printed and "after the last" in printed
+        collapsed = re.search(r"betas \(0\.9, 0\.999\): modes covered by seeds 0, 1, 2: \[([\d, ]+)\] of 8", printed)
+        assert collapsed and min(int(n) for n in collapsed.group(1).split(",")) <= 2, printed[-3000:]  # mode collapse
 
 
 @pytest.mark.parametrize("hw", HOMEWORKS)

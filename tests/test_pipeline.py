@@ -280,3 +280,26 @@ def test_a_clean_grading_explains_itself_and_warns_of_nothing(released, solution
     assert "warn" not in log.lower() and "error" not in log.lower() and "Traceback" not in log, log[-2000:]
     q1 = next(t for t in results["tests"] if t["name"] == "q1")
     assert q1["output"].startswith("q1: 2 of 2 hidden cases passed") and "FAILED" not in q1["output"]
+
+
+def test_hw03_release_verified_and_clean(release_of):
+    from conftest import HW03
+
+    released = release_of(HW03)
+    messages = "\n".join(released["messages"])
+    assert "reference submission scores 15/15" in messages and "stubs submission scores 0/15" in messages
+    cases = [c.name for c in load_cases(ROOT / "assignments" / HW03 / "hidden_cases.py")]
+    master = ROOT / "assignments" / HW03 / f"{HW03}.ipynb"
+    assert scan_student_release(released["student"], SOLUTIONS, cases, master) == []
+    package = {p.relative_to(released["student"]).as_posix() for p in (released["student"] / "genai_hw").rglob("*")
+               if p.is_file()}
+    assert {"genai_hw/gan.py", "genai_hw/vae.py", "genai_hw/data/digits_8x8.npz"} <= package
+    assert not any(m in package for m in ("genai_hw/ngrams.py", "genai_hw/tokenizer.py",
+                                          "genai_hw/data/word2vec_bolukbasi_f16.npz"))
+    with zipfile.ZipFile(released["zip"]) as zf:
+        reference = {n for n in zf.namelist() if n.startswith("genai_hw_grading/reference/")}
+        requirements = zf.read("environment.yml").decode()  # Otter puts the pip requirements there
+    assert reference == {f"genai_hw_grading/reference/genai_hw/{m}.py" for m in ("__init__", "data", "utils", "gan",
+                                                                                  "vae")}
+    # The CPU build: PyPI's plain torch would pull gigabytes of CUDA libraries into the grading image.
+    assert "- torch==2.13.0+cpu" in requirements and "- --extra-index-url https://download.pytorch.org/whl/cpu" in requirements

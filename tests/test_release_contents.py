@@ -15,7 +15,7 @@ from autograder.release import (
     find_homeworks,
     release_contents,
 )
-from conftest import HW01, HW02, ROOT, SOLUTIONS
+from conftest import HOMEWORKS, HW01, HW02, ROOT, SOLUTIONS
 
 
 def contents_of(hw: str, root: Path = ROOT):
@@ -166,7 +166,7 @@ def test_the_leak_scan_flags_a_helper_that_only_solution_code_uses(tmp_path):
 def test_questions_are_numbered_in_notebook_order(project):
     from autograder.release import question_order
 
-    for hw in (HW01, HW02):
+    for hw in HOMEWORKS:
         names = question_order(ROOT / "assignments" / hw / f"{hw}.ipynb")
         assert names == [f"q{i}" for i in range(1, len(names) + 1)]
     master = project / "assignments" / HW01 / f"{HW01}.ipynb"
@@ -178,7 +178,7 @@ def test_questions_are_numbered_in_notebook_order(project):
         contents_of(HW01, project)
 
 
-@pytest.mark.parametrize("hw", [HW01, HW02])
+@pytest.mark.parametrize("hw", HOMEWORKS)
 def test_written_questions_quote_what_they_cite(hw):
     """Students have the notebook, not the lecture or the primer: a written question that cites them quotes
     the words it relies on."""
@@ -192,7 +192,7 @@ def test_written_questions_quote_what_they_cite(hw):
                     assert prompt.count('"') >= 2, f"{hw} cell {index + 1} cites the {source} without quoting it"
 
 
-@pytest.mark.parametrize("hw", [HW01, HW02])
+@pytest.mark.parametrize("hw", HOMEWORKS)
 def test_the_notebook_text_names_its_written_questions_by_their_numbers(hw):
     import re
 
