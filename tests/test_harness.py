@@ -153,6 +153,7 @@ def test_edge_case_messages_do_not_show_expected_values(reference, tmp_path):
     assert not random.passed and "expected" in random.message
 
 
+@pytest.mark.slow  # 40 runners: the full package imports torch (gan, vae) in each
 @pytest.mark.parametrize("package", ["reference", "bugs"])
 def test_twenty_regrades_give_the_same_scores(reference, tmp_path, package):
     """Every grading draws new random inputs; a correct and a consistently buggy submission still get the

@@ -10,6 +10,7 @@ from conftest import ROOT, SOLUTIONS, STUBS, plant
 
 HW03 = "hw03_gans_vaes"
 CASES = load_cases(ROOT / "assignments" / HW03 / "hidden_cases.py")
+pytestmark = pytest.mark.slow  # every runner imports torch
 
 BUGS = {
     # log(sigmoid(...)): infinite for a sure discriminator

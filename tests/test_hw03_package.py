@@ -170,6 +170,7 @@ WRONG_STEPS = {
 }
 
 
+@pytest.mark.slow
 def test_a_training_step_is_judged_by_both_networks_parameters(ref, tmp_path):
     from autograder.harness import grade_cases
     from conftest import plant
