@@ -527,6 +527,7 @@ class GradingSession:
         """One :class:`CaseResult` per case from the runner's ``records`` (default: what has come back)."""
         if records is None:
             records = dict(self.student.records) if self.student is not None else {}
+        cases_module.STUDENT_DEVICE = _student_device()  # where the submitted functions ran (tolerances)
         results = []
         for index, case in enumerate(self.cases):
             if index in self.spec_errors or index not in self.expected:
@@ -545,7 +546,6 @@ class GradingSession:
         return results
 
     def _judge_case(self, index: int, case: Case, record: dict[str, Any]) -> CaseResult:
-        cases_module.STUDENT_DEVICE = _student_device()
         calls, expected = self.calls[index], self.expected[index]
         counts = {"inputs": len(calls), "fixed": sum(self.fixed[index])}
         if "broken" in record:

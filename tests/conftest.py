@@ -59,6 +59,23 @@ HOMEWORKS = [HW01, HW02, HW03]
 
 
 @pytest.fixture(scope="session")
+def reference():
+    """The reference package, loaded as the grader loads it (as ``genai_hw_reference``)."""
+    from autograder.harness import load_reference
+
+    return load_reference(SOLUTIONS)
+
+
+def case_scores(results) -> dict[str, tuple[float, float]]:
+    """``(points got, points possible)`` per question, from the harness's case results."""
+    out: dict[str, tuple[float, float]] = {}
+    for r in results:
+        got, possible = out.get(r.case.question, (0.0, 0.0))
+        out[r.case.question] = (got + (r.case.points if r.passed else 0), possible + r.case.points)
+    return out
+
+
+@pytest.fixture(scope="session")
 def release_of(tmp_path_factory):
     """``release_of(hw)``: one real ``genai-hw release`` per homework and session
     (otter assign, leak scan, and the reference/stub verification runs)."""

@@ -8,23 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from autograder.harness import PACKAGE_MISSING, grade_cases, load_cases, load_reference
-from conftest import BROKEN_BY, BUGS, HW01, ROOT, SOLUTIONS, STUBS, plant, planted_bugs
+from autograder.harness import PACKAGE_MISSING, grade_cases, load_cases
+from conftest import BROKEN_BY, BUGS, HW01, ROOT, SOLUTIONS, STUBS, case_scores, plant, planted_bugs
 
 CASES = load_cases(ROOT / "assignments" / HW01 / "hidden_cases.py")
-
-
-@pytest.fixture(scope="module")
-def reference():
-    return load_reference(SOLUTIONS)
-
-
-def scores(results) -> dict[str, tuple[float, float]]:
-    out: dict[str, tuple[float, float]] = {}
-    for r in results:
-        got, possible = out.get(r.case.question, (0.0, 0.0))
-        out[r.case.question] = (got + (r.case.points if r.passed else 0), possible + r.case.points)
-    return out
 
 
 @pytest.mark.parametrize("seed", [0, 1, 987654321])
@@ -48,7 +35,7 @@ def test_missing_package_says_so(reference):
 @pytest.mark.parametrize("question", sorted(BUGS))
 def test_planted_bug_costs_exactly_its_question(reference, tmp_path, question):
     package = planted_bugs(tmp_path, [question])
-    per_question = scores(grade_cases(CASES, package, reference, 11))
+    per_question = case_scores(grade_cases(CASES, package, reference, 11))
     for q, (got, possible) in per_question.items():
         if q in BROKEN_BY[question]:
             assert got < possible, f"the bug in {question} went unnoticed in {q}"
@@ -121,7 +108,7 @@ def test_hostile_code_costs_only_its_own_cases(reference, tmp_path, kind):
     broken = {"loop": "q2", "stubborn": "q2", "exit": "q8", "liar": "q4", "snoop": "q1",
               "noisy": None, "forger": None, "overflow": "q8", "unwritable": "q8", "hog": "q8",
               "swarm_hog": "q8"}[kind]
-    per_question = scores(results)
+    per_question = case_scores(results)
     for q, (got, possible) in per_question.items():
         if q == broken:
             assert got == 0, f"{kind}: {q} should score 0"
@@ -159,7 +146,7 @@ def test_twenty_regrades_give_the_same_scores(reference, tmp_path, package):
     """Every grading draws new random inputs; a correct and a consistently buggy submission still get the
     same score every time."""
     folder = SOLUTIONS if package == "reference" else planted_bugs(tmp_path, ["q6", "q8"])
-    totals = {tuple(sorted(scores(grade_cases(CASES, folder, reference, seed)).items())) for seed in range(20)}
+    totals = {tuple(sorted(case_scores(grade_cases(CASES, folder, reference, seed)).items())) for seed in range(20)}
     assert len(totals) == 1, totals
 
 
@@ -189,7 +176,7 @@ CUDA_OOM = {
 @pytest.mark.gpu
 def test_cuda_out_of_memory_costs_its_case_and_the_cache_is_freed(reference, tmp_path):
     results = grade_cases(CASES, plant(tmp_path, CUDA_OOM), reference, 5)
-    per_question = scores(results)
+    per_question = case_scores(results)
     assert per_question["q1"][0] == 0
     assert "ran out of GPU memory" in " ".join(r.message for r in results if r.case.question == "q1")
     for q, (got, possible) in per_question.items():
@@ -213,4 +200,4 @@ def test_the_runner_switches_tf32_off_and_kernels_to_deterministic(reference, tm
 
     assert "torch" in _sys.modules and torch.cuda.is_available()
     results = grade_cases(CASES, package, reference, 7)
-    assert scores(results)["q2"][0] == scores(results)["q2"][1], [r.message for r in results if not r.passed]
+    assert case_scores(results)["q2"][0] == case_scores(results)["q2"][1], [r.message for r in results if not r.passed]

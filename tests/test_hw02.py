@@ -9,29 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder.harness import grade_cases, load_cases, load_reference
-from conftest import HW02, ROOT, SOLUTIONS, STUBS, plant
+from autograder.harness import grade_cases, load_cases
+from conftest import HW02, ROOT, SOLUTIONS, STUBS, case_scores, plant
 
 CASES = load_cases(ROOT / "assignments" / HW02 / "hidden_cases.py")
 DATA = SOLUTIONS / "data"
 
 
 @pytest.fixture(scope="module")
-def reference():
-    return load_reference(SOLUTIONS)
-
-
-@pytest.fixture(scope="module")
 def word_vectors(reference):
     return sys.modules["genai_hw_reference.data"].load_word_vectors()
-
-
-def scores(results):
-    out: dict[str, tuple[float, float]] = {}
-    for r in results:
-        got, possible = out.get(r.case.question, (0.0, 0.0))
-        out[r.case.question] = (got + (r.case.points if r.passed else 0), possible + r.case.points)
-    return out
 
 
 @pytest.mark.parametrize("seed", [0, 31337])
@@ -66,7 +53,7 @@ def test_planted_bug_costs_exactly_its_questions(reference, tmp_path, question):
     module, old, new = BUGS[question]
     package = plant(tmp_path, {module: [(old, new)]})
     results = grade_cases(CASES, package, reference, 8, data_dir=DATA)
-    for q, (got, possible) in scores(results).items():
+    for q, (got, possible) in case_scores(results).items():
         if q in BROKEN_BY[question]:
             assert got < possible, f"the bug in {question} went unnoticed in {q}"
         else:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.harness import grade_cases, load_cases, load_reference
-from conftest import ROOT, SOLUTIONS, STUBS, plant
+from autograder.harness import grade_cases, load_cases
+from conftest import ROOT, SOLUTIONS, STUBS, case_scores, plant
 
 HW03 = "hw03_gans_vaes"
 CASES = load_cases(ROOT / "assignments" / HW03 / "hidden_cases.py")
@@ -40,24 +40,11 @@ BROKEN_BY = {"q1": {"q1"}, "q2": {"q2"}, "q3": {"q3"}, "q4": {"q4"}, "q5": {"q5"
              "q7": {"q7"}}
 
 
-@pytest.fixture(scope="module")
-def reference():
-    return load_reference(SOLUTIONS)
-
-
-def scores(results) -> dict[str, tuple[float, float]]:
-    out: dict[str, tuple[float, float]] = {}
-    for r in results:
-        got, possible = out.get(r.case.question, (0.0, 0.0))
-        out[r.case.question] = (got + (r.case.points if r.passed else 0), possible + r.case.points)
-    return out
-
-
 @pytest.mark.parametrize("seed", [0, 12345])
 def test_reference_passes_every_case(reference, seed):
     results = grade_cases(CASES, SOLUTIONS, reference, seed)
     assert all(r.passed for r in results), [r.message for r in results if not r.passed]
-    assert {q for q, _ in scores(results).items()} == set(BUGS)
+    assert {q for q, _ in case_scores(results).items()} == set(BUGS)
 
 
 def test_stubs_fail_every_case(reference):
@@ -70,7 +57,7 @@ def test_stubs_fail_every_case(reference):
 def test_a_planted_bug_costs_exactly_its_questions(reference, tmp_path, question):
     module, old, new = BUGS[question]
     results = grade_cases(CASES, plant(tmp_path, {module: [(old, new)]}), reference, 5)
-    for q, (got, possible) in scores(results).items():
+    for q, (got, possible) in case_scores(results).items():
         if q in BROKEN_BY[question]:
             assert got < possible, f"{question}'s bug should cost {q}"
         else:

@@ -12,14 +12,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.harness import load_reference
 from conftest import SOLUTIONS
 
 
 @pytest.fixture(scope="module")
-def ref():
-    package = load_reference(SOLUTIONS)
-    return type("Ref", (), {name: sys.modules[f"{package.__name__}.{name}"] for name in ("gan", "vae")})
+def ref(reference):
+    return type("Ref", (), {name: sys.modules[f"{reference.__name__}.{name}"] for name in ("gan", "vae")})
 
 
 def logits(seed: int, n: int, scale: float = 3.0) -> torch.Tensor:
@@ -171,11 +169,11 @@ WRONG_STEPS = {
 
 
 @pytest.mark.slow
-def test_a_training_step_is_judged_by_both_networks_parameters(ref, tmp_path):
+def test_a_training_step_is_judged_by_both_networks_parameters(reference, tmp_path):
     from autograder.harness import grade_cases
     from conftest import plant
 
-    results = grade_cases(_step_cases(), SOLUTIONS, load_reference(SOLUTIONS), 11)
+    results = grade_cases(_step_cases(), SOLUTIONS, reference, 11)
     assert all(r.passed for r in results), [r.message for r in results]
     for name, (old, new) in WRONG_STEPS.items():
         package = plant(tmp_path / name, {"gan": [(old, new)]})
@@ -183,7 +181,7 @@ def test_a_training_step_is_judged_by_both_networks_parameters(ref, tmp_path):
             text = (package / "gan.py").read_text()
             (package / "gan.py").write_text(text.replace("    opt_g.step()\n    return",
                                                          "    opt_g.step()\n    opt_d.step()\n    return", 1))
-        results = grade_cases(_step_cases(), package, load_reference(SOLUTIONS), 11)
+        results = grade_cases(_step_cases(), package, reference, 11)
         message = results[0].message
         assert not results[0].passed, name
         assert "parameters are not where they should be" in message or "expected" in message, (name, message)
