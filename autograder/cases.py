@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .wire import RngSpec, Unsupported
+from .wire import RngSpec, Tensor, Unsupported
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,24 @@ class Case:
 
 
 def _is_tensor(value: Any) -> bool:
-    return type(value).__module__ == "torch" and type(value).__name__ in ("Tensor", "Parameter")
+    return isinstance(value, Tensor) or (type(value).__module__ == "torch"
+                                          and type(value).__name__ in ("Tensor", "Parameter"))
+
+
+def _tensor_parts(value: Any) -> tuple[str, np.ndarray]:
+    """A tensor's dtype name (``"float32"``) and values, for a :class:`wire.Tensor` or a torch tensor."""
+    if isinstance(value, Tensor):
+        return value.dtype, value.array
+    return str(value.dtype).removeprefix("torch."), value.detach().cpu().numpy()
+
+
+def tensor(values: Any, dtype: str = "float32") -> Tensor:
+    """A tensor argument for the function under test, written without torch: ``tensor([0.0, 1.0])``.
+
+    The grader's process never imports torch; the processes that run package code get
+    ``torch.tensor(values, dtype=getattr(torch, dtype))``.
+    """
+    return Tensor(np.asarray(values), dtype)
 
 
 def short(value: Any, limit: int = 80) -> str:
@@ -106,6 +123,8 @@ def _as_float(value: Any) -> float:
 def _type_label(value: Any) -> str:
     if isinstance(value, Unsupported):
         return value.type_name
+    if _is_tensor(value):
+        return "torch.Tensor"
     return type(value).__name__
 
 
@@ -139,11 +158,12 @@ def _compare(expected: Any, got: Any, rtol: float, atol: float, where: str) -> s
     if _is_tensor(expected):
         if not _is_tensor(got):
             return f"expected a torch.Tensor{at}, got {_type_label(got)}"
-        if got.dtype != expected.dtype:
-            return f"expected dtype {expected.dtype}{at}, got {got.dtype}"
-        if STUDENT_DEVICE == "cuda" and str(expected.dtype) in ("torch.float32", "torch.float16"):
+        (expected_dtype, expected_values), (got_dtype, got_values) = _tensor_parts(expected), _tensor_parts(got)
+        if got_dtype != expected_dtype:
+            return f"expected dtype torch.{expected_dtype}{at}, got torch.{got_dtype}"
+        if STUDENT_DEVICE == "cuda" and expected_dtype in ("float32", "float16"):
             rtol, atol = max(rtol, GPU_FLOAT32_RTOL), max(atol, GPU_FLOAT32_ATOL)
-        return _compare(expected.detach().cpu().numpy(), got.detach().cpu().numpy(), rtol, atol, where)
+        return _compare(expected_values, got_values, rtol, atol, where)
     if isinstance(expected, bool) or expected is None or isinstance(expected, str):
         if type(got) is not type(expected) or got != expected:
             return f"expected {short(expected)}{at}, got {short(got)}"

@@ -1,12 +1,13 @@
 """The trusted side of hidden-test grading.
 
 :class:`GradingSession` (and :func:`grade_cases`, all its phases in one go)
-makes each case's inputs from the run's seed, computes the expected outputs
-with the reference package (loaded in this process, under another module
-name), runs the submitted package in a separate isolated process
-(:mod:`autograder.runner`), and compares. Submitted code never runs in this
-process, and what it returns arrives as plain data (:mod:`autograder.wire`)
-over a pipe whose lines are signed with a per-run key.
+makes each case's inputs from the run's seed, runs the reference package in
+a process of its own (:class:`ReferenceProcess`) and the submitted package
+in a separate isolated one (:mod:`autograder.runner` both), and compares.
+Submitted code never runs in this process, and what both return arrives as
+plain data (:mod:`autograder.wire`) over pipes whose lines are signed with a
+per-run key. This process never imports torch, gensim or the reference: a
+tensor is a :class:`wire.Tensor` here (dtype, device, numpy values).
 
 A call that raises, hangs or kills its process costs that case only: the
 runner is restarted after the case that broke it.
@@ -27,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import types
@@ -40,7 +42,6 @@ import numpy as np
 from . import cases as cases_module
 from . import wire
 from .cases import Call, Case, short
-from .runner import seed_globals
 from .sandbox import MEMORY_MIB, PACKAGE_LIMIT, Sandbox, copy_tree
 
 REFERENCE_NAME = "genai_hw_reference"
@@ -134,25 +135,38 @@ def load_reference(package_dir: Path) -> types.ModuleType:
     return package
 
 
-def _reference_function(reference: types.ModuleType, dotted: str):
-    module_name, _, function_name = dotted.rpartition(".")
-    return getattr(sys.modules[f"{reference.__name__}.{module_name}"], function_name)
+class GraderError(RuntimeError):
+    """The reference's side of a case failed: a grader bug, never the student's."""
 
 
-def _expected(reference: types.ModuleType, case: Case, one: Call) -> dict[str, Any]:
-    function = _reference_function(reference, case.function)
-    spec = wire.loads(wire.dumps(one.args))
-    args = wire.realize_args(spec)
-    kwargs = wire.realize(wire.loads(wire.dumps(one.kwargs)))
-    seed_globals()
-    try:
-        value = function(*args, **kwargs)
-    except Exception as err:  # the reference raising is the expected outcome
-        return {"status": "raised", "types": [c.__name__ for c in type(err).__mro__]}
-    expected = {"status": "ok", "value": wire.loads(wire.dumps(value))}
-    state = wire.observe(spec, args)
-    if state is not None:
-        expected["state"] = wire.loads(wire.dumps(state))
+REFERENCE_SLACK = 3
+"""The reference's calls may take this many times a case's timeout (it shares the CPU with the runner)."""
+
+
+def _expected(record: dict[str, Any] | None, count: int) -> list[dict[str, Any]]:
+    """The expected outcome of each of a case's ``count`` calls, from the reference process's record:
+    ``{"status": "ok", "value": ..., "state": ...}`` or ``{"status": "raised", "types": [...]}``."""
+    if not record:
+        raise GraderError("no outcome came back")
+    if "broken" in record:
+        raise GraderError(record["broken"])
+    if record.get("import_error"):
+        raise GraderError(f"import failed: {record['import_error']}")
+    outcomes = record.get("calls") or []
+    if len(outcomes) != count:
+        raise GraderError(f"{len(outcomes)} outcomes for {count} calls")
+    expected = []
+    for outcome in outcomes:
+        status = outcome.get("status")
+        if status == "ok":
+            one = {"status": "ok", "value": wire.decode(outcome.get("value"))}
+            if "state" in outcome:
+                one["state"] = wire.decode(outcome["state"])
+            expected.append(one)
+        elif status == "raised":
+            expected.append({"status": "raised", "types": [str(t) for t in outcome.get("types") or ["Exception"]]})
+        else:
+            raise GraderError(f"a call ended with {status!r} {str(outcome.get('message', ''))[:200]}")
     return expected
 
 
@@ -170,11 +184,13 @@ class StudentProcess:
     only itself. Nothing runs past ``deadline`` (``time.monotonic()``).
     """
 
-    def __init__(self, package_dir: Path, jobs: list[dict[str, Any]], sandbox: Sandbox,
+    role = "student"
+
+    def __init__(self, package_dir: Path, jobs: list[dict[str, Any]], sandbox: Sandbox | None,
                  data_dir: Path | None = None, forbid_gensim: bool = False,
                  preload: list[Any] | None = None, deadline: float | None = None) -> None:
         self.sandbox = sandbox
-        self.python = sandbox.python
+        self.python = sandbox.python if sandbox is not None else sys.executable
         self.forbid_gensim = forbid_gensim
         self.preload = preload or []
         self.by_index = {job["index"]: job for job in jobs}
@@ -184,23 +200,35 @@ class StudentProcess:
         self.lines: queue.Queue = queue.Queue()
         self.key = b""
         self.deadline = deadline if deadline is not None else time.monotonic() + PACKAGE_LIMIT
-        self.root = sandbox.pkg
+        self.root = self._folder()
         self.notes = copy_tree(package_dir, self.root / "genai_hw", skip=("__pycache__",))
         here = Path(__file__).resolve().parent
         shutil.copy(here / "runner.py", self.root / "genai_hw_runner.py")
         shutil.copy(here / "wire.py", self.root / "genai_hw_wire.py")
         self.data_dir = None
         if data_dir is not None and Path(data_dir).is_dir():
-            self.data_dir = self.root / "data"
-            copy_tree(Path(data_dir), self.data_dir)
-        sandbox.seal(self.root)
+            self.data_dir = self._data(Path(data_dir))
+        self._seal()
+
+    def _folder(self) -> Path:
+        return self.sandbox.pkg
+
+    def _data(self, data_dir: Path) -> Path:
+        copy_tree(data_dir, self.root / "data")
+        return self.root / "data"
+
+    def _seal(self) -> None:
+        self.sandbox.seal(self.root)
+
+    def _kill_all(self) -> None:
+        self.sandbox.kill("package")
 
     def close(self) -> None:
         """End the runner and everything it started (detached processes included)."""
         if self.proc is not None:
             _kill_group(self.proc)
             self.proc = None
-        self.sandbox.kill("package")
+        self._kill_all()
 
     def _ended_why(self) -> str:
         """Why the runner ended during a case: over its memory limit (the watch or the OOM killer ended it),
@@ -216,10 +244,16 @@ class StudentProcess:
 
     def _env(self) -> dict[str, str]:
         return self.sandbox.env("package", {
-            "GENAI_HW_DEVICE": _student_device(),
+            "GENAI_HW_DEVICE": "auto" if gpu_visible() else "cpu",  # the GPU where torch sees one
             "CUBLAS_WORKSPACE_CONFIG": ":4096:8",  # deterministic cuBLAS (runner._deterministic_cuda)
             "GENAI_HW_DATA_DIR": str(self.data_dir or ""),
         })
+
+    def _launch(self) -> subprocess.Popen:
+        command = [self.python, "-I", str(self.root / "genai_hw_runner.py"), str(self.root)]
+        return subprocess.Popen(self.sandbox.command("package", command), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                **self.sandbox.popen_kwargs("package", env=self._env()))
 
     @staticmethod
     def _read(proc: subprocess.Popen, lines: queue.Queue, key: bytes) -> None:
@@ -236,25 +270,24 @@ class StudentProcess:
             pass
         lines.put(None)  # end of output: the process has ended
 
-    def start(self, ready_timeout: float = READY_TIMEOUT) -> None:
-        """Launch a runner for the pending cases; return when it is ready (or gone)."""
+    def launch(self) -> None:
+        """Start a runner for the pending cases, without waiting for it."""
         self.key = secrets.token_bytes(32)
         self.lines = queue.Queue()
-        self.sandbox.kill("package")  # nothing of an earlier runner survives into this one
-        self.proc = subprocess.Popen(
-            self.sandbox.command("package", [self.python, "-I", str(self.root / "genai_hw_runner.py"),
-                                             str(self.root)]),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            **self.sandbox.popen_kwargs("package", env=self._env()),
-        )
+        self._kill_all()  # nothing of an earlier runner survives into this one
+        self.proc = self._launch()
         header = {"key": self.key.hex(), "cases": self.pending, "forbid_gensim": self.forbid_gensim,
-                  "preload": [wire.encode(r) for r in self.preload]}
+                  "preload": [wire.encode(r) for r in self.preload], "role": self.role}
         try:
             self.proc.stdin.write(json.dumps(header).encode("utf-8") + b"\n")
             self.proc.stdin.close()
         except BrokenPipeError:
             pass
         threading.Thread(target=self._read, args=(self.proc, self.lines, self.key), daemon=True).start()
+
+    def start(self, ready_timeout: float = READY_TIMEOUT) -> None:
+        """Launch a runner for the pending cases; return when it is ready (or gone)."""
+        self.launch()
         deadline = min(time.monotonic() + ready_timeout, self.deadline)
         while time.monotonic() < deadline:
             try:
@@ -337,11 +370,59 @@ class StudentProcess:
                 self.pending = []
 
 
-def _student_device() -> str:
-    """"cuda" when the reference uses torch and a GPU is visible: a GPU grader then
-    hands submitted functions CUDA tensors. Never imports torch for homeworks without it."""
-    torch = sys.modules.get("torch")
-    return "cuda" if torch is not None and torch.cuda.is_available() else "cpu"
+class ReferenceProcess(StudentProcess):
+    """Computes the expected outcomes: the same runner, on the reference package, as the grader's own user.
+
+    The grader's process never imports the reference (or torch): it compares plain data. The reference's
+    copy lives in a private folder (``0700``, the grader's) that no student user can read, removed by
+    :meth:`close`; the process runs on the CPU, without the sandbox's limits, outside the student roles
+    (killing a role never touches it).
+    """
+
+    role = "reference"
+
+    def _folder(self) -> Path:
+        return Path(tempfile.mkdtemp(prefix="genai-hw-reference-"))
+
+    def _data(self, data_dir: Path) -> Path:
+        return data_dir  # the grader's own data, read where it is
+
+    def _seal(self) -> None:
+        pass
+
+    def _kill_all(self) -> None:
+        pass
+
+    def _over_memory(self) -> float | None:
+        return None
+
+    def _ended_why(self) -> str:
+        return f"the reference's process ended (exit code {self.proc.returncode})"
+
+    def _env(self) -> dict[str, str]:
+        env = {name: os.environ[name] for name in ("PATH", "LANG", "OPENBLAS_CORETYPE") if name in os.environ}
+        env.update({"HOME": str(self.root), "TMPDIR": str(self.root), "PYTHONHASHSEED": "0",
+                    "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                    "MKL_NUM_THREADS": "1", "GENAI_HW_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": "",
+                    "GENAI_HW_DATA_DIR": str(self.data_dir or "")})
+        return env
+
+    def _launch(self) -> subprocess.Popen:
+        return subprocess.Popen([self.python, "-I", str(self.root / "genai_hw_runner.py"), str(self.root)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                cwd=str(self.root), env=self._env(), start_new_session=True)
+
+    def close(self) -> None:
+        super().close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def gpu_visible() -> bool:
+    """Whether this machine shows an NVIDIA GPU (the student's runner then computes on it, and float32
+    results get :data:`cases.GPU_FLOAT32_RTOL`). Decided here, not from what the runner reports."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        return False
+    return any(Path("/dev").glob("nvidia[0-9]*"))
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -437,29 +518,33 @@ def _fixed_calls(case: Case, seed: int, calls: list[Call]) -> list[bool]:
 class GradingSession:
     """One grading of a submission's package, in phases.
 
-    1. :meth:`start` (before the notebook runs): makes every case's inputs
-       from the seed, snapshots the submitted package and launches the
-       isolated runner on it as the sandbox's package user; returns once the
-       runner has imported the package.
-    2. :meth:`work`: computes the expected outputs with the reference and
-       collects the runner's results; a runner that breaks is restarted (from
-       the same read-only snapshot) for the remaining cases.
-    3. :meth:`finish`: waits for what is left, ends the runner, compares,
-       and returns one :class:`CaseResult` per case. Judging a case never
-       raises: whatever goes wrong costs that case alone.
+    1. :meth:`start`: makes every case's inputs from the seed, launches the
+       reference's process (:class:`ReferenceProcess`) on the same inputs,
+       snapshots the submitted package and launches the isolated runner on it
+       as the sandbox's package user; returns once the runner has imported
+       the package.
+    2. :meth:`work`: collects both processes' outcomes; a runner that breaks
+       is restarted (from the same read-only snapshot) for the remaining
+       cases.
+    3. :meth:`finish`: waits for what is left, ends both processes,
+       compares, and returns one :class:`CaseResult` per case. Judging a case
+       never raises: whatever goes wrong costs that case alone.
 
+    ``reference``: the reference ``genai_hw`` folder (copied when the session
+    starts; the caller may delete it then). This process only makes inputs
+    and compares plain data: it never imports the reference, torch or gensim.
     ``sandbox``: where student code runs (see :mod:`autograder.sandbox`); by
     default the session makes its own and closes it in :meth:`finish`.
     """
 
-    def __init__(self, cases: list[Case], package_dir: Path | None, reference: types.ModuleType, seed: int,
+    def __init__(self, cases: list[Case], package_dir: Path | None, reference: Path, seed: int,
                  python: str = sys.executable, data_dir: Path | None = None, sandbox: Sandbox | None = None,
                  limit: float = PACKAGE_LIMIT) -> None:
-        self.cases, self.reference, self.seed, self.python = cases, reference, seed, python
+        self.cases, self.reference, self.seed, self.python = cases, Path(reference), seed, python
         self.package_dir = (package_dir if package_dir is not None and package_dir.is_dir()
                             and not package_dir.is_symlink() else None)
         self.data_dir = Path(data_dir).resolve() if data_dir is not None else None
-        if self.data_dir is not None:
+        if self.data_dir is not None:  # hidden cases may read the data to make inputs (hw02's words)
             os.environ["GENAI_HW_DATA_DIR"] = str(self.data_dir)
         self.sandbox, self.own_sandbox = sandbox, sandbox is None
         self.limit = limit
@@ -468,6 +553,7 @@ class GradingSession:
         self.expected: dict[int, list[dict[str, Any]]] = {}
         self.spec_errors: dict[int, str] = {}
         self.student: StudentProcess | None = None
+        self.oracle: ReferenceProcess | None = None
         self.work_error: str | None = None
 
     def start(self) -> None:
@@ -488,6 +574,16 @@ class GradingSession:
         ]
         resources = {repr(a): a for c in self.calls.values() for one in c
                      for a in [*one.args, *one.kwargs.values()] if isinstance(a, wire.WordVectorsSpec)}
+        python = self.sandbox.python if self.sandbox is not None else self.python
+        try:
+            reference_jobs = [{**job, "check_mutation": False, "timeout": job["timeout"] * REFERENCE_SLACK}
+                              for job in jobs]
+            self.oracle = ReferenceProcess(self.reference, reference_jobs, None, data_dir=self.data_dir,
+                                           preload=list(resources.values()), deadline=deadline)
+            self.oracle.python = python
+            self.oracle.launch()  # not waited for: it computes while the student's runner starts
+        except Exception as err:  # noqa: BLE001 - every case then reports the grader error
+            self.work_error = _grader_error(err)
         if self.sandbox is None:
             self.sandbox = Sandbox(python=self.python)
         self.student = StudentProcess(self.package_dir, jobs, self.sandbox, data_dir=self.data_dir,
@@ -496,18 +592,33 @@ class GradingSession:
         self.student.start()
 
     def work(self) -> None:
+        """Collect the reference's outcomes (in a thread) and the student's, until both are done."""
+        oracle = threading.Thread(target=self._collect_expected, name="genai-hw-reference", daemon=True)
+        oracle.start()
         try:
-            for index, case in enumerate(self.cases):
-                if index in self.spec_errors:
-                    continue
-                try:
-                    self.expected[index] = [_expected(self.reference, case, one) for one in self.calls[index]]
-                except Exception as err:
-                    self.spec_errors[index] = _grader_error(err)
             if self.student is not None:
                 self.student.pump(restart=True)
         except Exception as err:  # pragma: no cover - reported by finish()
             self.work_error = _grader_error(err)
+        oracle.join()
+
+    def _collect_expected(self) -> None:
+        if self.oracle is None:
+            return
+        try:
+            self.oracle.pump(restart=True)
+            for index in range(len(self.cases)):
+                if index in self.spec_errors or index not in self.calls:
+                    continue
+                try:
+                    self.expected[index] = _expected(self.oracle.records.get(index), len(self.calls[index]))
+                except (GraderError, wire.WireError) as err:
+                    self.spec_errors[index] = (f"internal grader error (the reference: {err}); "
+                                               "please tell your instructor")
+        except Exception as err:  # pragma: no cover - reported by judge()
+            self.work_error = _grader_error(err)
+        finally:
+            self.oracle.close()
 
     def finish(self) -> list[CaseResult]:
         records: dict[int, dict[str, Any]] = {}
@@ -519,6 +630,8 @@ class GradingSession:
                     self.student.close()
                 records = self.student.records
         finally:
+            if self.oracle is not None:
+                self.oracle.close()
             if self.own_sandbox and self.sandbox is not None:
                 self.sandbox.close()
         return self.judge(records)
@@ -527,15 +640,15 @@ class GradingSession:
         """One :class:`CaseResult` per case from the runner's ``records`` (default: what has come back)."""
         if records is None:
             records = dict(self.student.records) if self.student is not None else {}
-        cases_module.STUDENT_DEVICE = _student_device()  # where the submitted functions ran (tolerances)
+        cases_module.STUDENT_DEVICE = "cuda" if gpu_visible() else "cpu"  # where the submitted functions ran
         results = []
         for index, case in enumerate(self.cases):
+            if self.package_dir is None and index not in self.spec_errors:
+                results.append(CaseResult(case, False, PACKAGE_MISSING))
+                continue
             if index in self.spec_errors or index not in self.expected:
                 results.append(CaseResult(case, False, self.spec_errors.get(index) or self.work_error
                                           or "internal grader error; please tell your instructor"))
-                continue
-            if self.package_dir is None:
-                results.append(CaseResult(case, False, PACKAGE_MISSING))
                 continue
             record = records.get(index, {"broken": "no result came back"})
             try:
@@ -555,7 +668,6 @@ class GradingSession:
             return CaseResult(case, False, f"{case.what}: could not import genai_hw.{module}: {record['import_error']}",
                               **counts)
         got_calls = record.get("calls") or []
-        counts = {"inputs": len(calls), "fixed": sum(self.fixed[index])}
         for i, one in enumerate(calls):
             got = got_calls[i] if i < len(got_calls) and isinstance(got_calls[i], dict) else {}
             problem = _judge(case, one, expected[i], got, fixed=self.fixed[index][i])
@@ -571,7 +683,7 @@ def _grader_error(err: Exception) -> str:
 def grade_cases(
     cases: list[Case],
     package_dir: Path | None,
-    reference: types.ModuleType,
+    reference: Path,
     seed: int,
     python: str = sys.executable,
     data_dir: Path | None = None,
@@ -579,7 +691,8 @@ def grade_cases(
 ) -> list[CaseResult]:
     """Grade ``cases`` against the submitted package at ``package_dir`` (None: not uploaded), in one go.
 
-    ``data_dir`` holds the data files that resource arguments (word vectors) load, for both sides.
+    ``reference``: the reference ``genai_hw`` folder. ``data_dir`` holds the data files that resource
+    arguments (word vectors) load, for both sides.
     """
     session = GradingSession(cases, package_dir, reference, seed, python=python, data_dir=data_dir, limit=limit)
     session.start()

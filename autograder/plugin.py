@@ -49,6 +49,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from dataclasses import replace
 from pathlib import Path
@@ -254,6 +255,8 @@ def _explained(original):
                 record["tests"] = present(record["tests"], grader.reports, grader.visibility)
             except Exception:  # noqa: BLE001 - Otter's own record is still a valid result
                 pass
+        if grader is not None:  # Gradescope keeps extra_data with the result, unshown: for instructors
+            record.setdefault("extra_data", {})["genai_hw"] = {"seed": grader.seed, "seconds": dict(grader.seconds)}
         return record
 
     to_gradescope_dict._genai_hw = True
@@ -329,10 +332,22 @@ def _harden_otter() -> None:
         thread = threading.Thread(target=run, name="genai-hw-notebook", daemon=True)
         watch = grader.sandbox.watch
         watch.phase = "notebook"
+        started = time.monotonic()
         thread.start()
-        thread.join(sandboxing.NOTEBOOK_LIMIT)
+        # Until the notebook ends, runs out of time, or the watch stops its kernel for memory (nbclient
+        # itself would wait for the cell's timeout before it noticed).
+        while thread.is_alive() and time.monotonic() - started < sandboxing.NOTEBOOK_LIMIT:
+            thread.join(0.1)
+            if watch.over.get("notebook"):
+                break
+        grader.seconds["notebook"] = round(time.monotonic() - started, 3)
         watch.sample()  # an OOM kill in the last moments counts too
         watch.phase = None
+        if watch.over.get("notebook"):
+            grader.sandbox.kill("notebook")
+            grader.kernel_error = f"the notebook {watch.message('notebook')}; its kernel was stopped"
+            thread.join(15)  # nbclient notices the dead kernel and cleans up
+            return nb, resources
         if thread.is_alive():
             grader.kernel_error = (f"the notebook ran longer than {sandboxing.NOTEBOOK_LIMIT:.0f} s "
                                    "(its whole time limit under the grader); it was stopped")
@@ -340,9 +355,6 @@ def _harden_otter() -> None:
             thread.join(15)  # nbclient notices the dead kernel and cleans up
             return nb, resources
         grader.sandbox.kill("notebook")  # whatever the kernel left running
-        if watch.over.get("notebook"):
-            grader.kernel_error = f"the notebook {watch.message('notebook')}; its kernel was stopped"
-            return nb, resources
         error = outcome.get("error")
         if error is not None:
             if not isinstance(error, (DeadKernelError, CellTimeoutError, RuntimeError, OSError)):
@@ -409,6 +421,8 @@ class GenaiHwGrader(AbstractOtterPlugin):
         self.source = Path(submission_path).resolve().parent.parent / "source"
         self.reports: dict[str, str] | None = None
         self.visibility: dict[str, str] = {}
+        self.seconds: dict[str, float] = {}
+        """Wall seconds of each phase (``package``, ``notebook``), in results.json's plugin data."""
 
     # Hooks -----------------------------------------------------------------
 
@@ -440,10 +454,12 @@ class GenaiHwGrader(AbstractOtterPlugin):
         os.environ["GENAI_HW_GRADING"] = "1"
         if self.sandbox is None:  # no sandbox, no student code: the package and notebook questions score 0
             return submission
+        started = time.monotonic()
         try:
             self._grade_package()
         except Exception:
             self.error = traceback.format_exc(limit=5)
+        self.seconds["package"] = round(time.monotonic() - started, 3)
         try:
             self._prepare_kernel_dir()
         except Exception:
@@ -461,7 +477,7 @@ class GenaiHwGrader(AbstractOtterPlugin):
     # Steps -----------------------------------------------------------------
 
     def _grade_package(self) -> None:
-        from .harness import GradingSession, load_cases, load_reference
+        from .harness import GradingSession, load_cases
 
         grading = self.source / GRADING_DIR
         manifest = json.loads((grading / "manifest.json").read_text(encoding="utf-8"))
@@ -469,17 +485,18 @@ class GenaiHwGrader(AbstractOtterPlugin):
         from .gradescope import visibility_of
 
         self.visibility = visibility_of(self.source)
-        try:
-            cases = load_cases(grading / "hidden_cases.py")
-            reference = load_reference(grading / "reference" / "genai_hw")
-        finally:  # out of the notebook's reach, whatever happened
-            shutil.rmtree(grading / "reference", ignore_errors=True)
         self.seed = int(os.environ.get(SEED_ENV_VAR) or secrets.randbelow(2**31))
         package = Path(self.submission_path).resolve().parent / "genai_hw"
         self.package_missing = not package.is_dir() or package.is_symlink()
-        session = GradingSession(cases, package, reference, self.seed, data_dir=grading / "data",
-                                 sandbox=self.sandbox)
-        session.start()  # snapshot taken and imported before any other student code runs
+        try:
+            cases = load_cases(grading / "hidden_cases.py")
+            session = GradingSession(cases, package, grading / "reference" / "genai_hw", self.seed,
+                                     data_dir=grading / "data", sandbox=self.sandbox)
+            # The reference is copied to its process's private folder, the snapshot taken and imported,
+            # before any other student code runs.
+            session.start()
+        finally:  # out of the notebook's reach, whatever happened
+            shutil.rmtree(grading / "reference", ignore_errors=True)
         if session.student is not None:
             self.notes += [f"genai-hw: {note}" for note in session.student.notes]
         self.sandbox.watch.phase = "package"
@@ -598,4 +615,5 @@ class GenaiHwGrader(AbstractOtterPlugin):
         results.set_output("\n".join(notes))
         results.set_plugin_data("autograder.plugin.GenaiHwGrader",
                                 {"seed": self.seed, "error": self.error, "plugin_file": __file__,
-                                 "isolated": bool(self.sandbox and self.sandbox.isolated)})
+                                 "isolated": bool(self.sandbox and self.sandbox.isolated),
+                                 "seconds": self.seconds})

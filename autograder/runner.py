@@ -132,12 +132,15 @@ def _run_call(function, wire, call, timeout, check_mutation):
     return outcome
 
 
-def _deterministic_cuda():
-    """On a GPU grader: no TF32 and deterministic kernels, so the student's float32 results differ from the
-    CPU reference only by float32 rounding (cases.GPU_FLOAT32_RTOL), the same at every grading."""
-    if os.environ.get("GENAI_HW_DEVICE") != "cuda":
+def _deterministic_cuda(wire):
+    """On a GPU grader (``GENAI_HW_DEVICE=auto``, set only where the grader sees a GPU): no TF32 and
+    deterministic kernels, so the student's float32 results differ from the CPU reference only by float32
+    rounding (cases.GPU_FLOAT32_RTOL), the same at every grading."""
+    if os.environ.get("GENAI_HW_DEVICE") not in ("auto", "cuda"):
         return
     try:
+        if wire.tensor_device() != "cuda":
+            return
         import torch
 
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -174,9 +177,10 @@ def main():
     sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "__module__", "").startswith("_frozen_importlib")]
     import genai_hw_wire as wire
 
-    wire.STUDENT_SIDE = True
+    wire.REAL_TENSORS = True
+    wire.STUDENT_SIDE = job.get("role", "student") == "student"
     signal.signal(signal.SIGALRM, _on_alarm)
-    _deterministic_cuda()
+    _deterministic_cuda(wire)
     # Import the whole package now, before the harness lets the notebook run.
     for info in pkgutil.iter_modules([os.path.join(package_root, "genai_hw")]):
         try:

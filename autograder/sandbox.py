@@ -76,9 +76,12 @@ MEMORY_MIB = {
 }
 """Memory (MiB, summed over the role's processes: anonymous and shared pages, not mapped files) past which the
 role's processes are killed."""
-DATA_SLACK_MIB = 100
-"""RLIMIT_DATA of each student process is its role's memory limit plus this (libraries map data they never
-touch): one huge allocation then fails at once with MemoryError instead of racing the watcher."""
+DATA_FACTOR = 2
+"""RLIMIT_DATA of each student process is its role's memory limit times this: one huge allocation fails at
+once with MemoryError instead of racing the watcher. Generous, since the limit counts address space that is
+never touched: a kernel with torch loaded has ~125 MiB more data than anonymous memory, and one that floods
+its output holds the unsent messages too (at the role's limit plus 100, such a kernel died with no reason
+given before the watcher could name it)."""
 MAX_PROCESSES = int(os.environ.get("GENAI_HW_MAX_PROCESSES", "128"))
 """RLIMIT_NPROC: processes and threads one student user may have at once."""
 MAX_FILE_MIB = int(os.environ.get("GENAI_HW_MAX_FILE_MIB", "64"))
@@ -630,7 +633,7 @@ class Sandbox:
         if not self.isolated:
             return list(argv)
         uid = self.uids[role]
-        limits = [MAX_PROCESSES, MAX_FILE_MIB * 2**20, (MEMORY_MIB[role] + DATA_SLACK_MIB) * 2**20]
+        limits = [MAX_PROCESSES, MAX_FILE_MIB * 2**20, MEMORY_MIB[role] * DATA_FACTOR * 2**20]
         return [self.python, "-I", "-S", "-c", DROP, str(uid), str(uid), *map(str, limits), *argv]
 
     def popen_kwargs(self, role: str, env: dict[str, str] | None = None) -> dict:

@@ -37,6 +37,41 @@ class Unsupported:
         return f"<{self.type_name} object: {self.text}>"
 
 
+TENSOR_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
+
+
+class Tensor:
+    """A torch tensor as plain data: its dtype's name, its device type and its values as a numpy array.
+
+    The grader's own process builds case inputs and compares outputs with these, so it never imports
+    torch; a process that runs package code (:data:`REAL_TENSORS`) decodes them into real tensors.
+
+    ``Tensor(np.array([0.5, 1.0]), "float32")`` stands for ``torch.tensor([0.5, 1.0], dtype=torch.float32)``.
+    """
+
+    def __init__(self, array: np.ndarray, dtype: str = "float32", device: str = "cpu") -> None:
+        if dtype not in TENSOR_DTYPES:
+            raise WireError(f"tensor dtype {dtype!r} not carried (one of {', '.join(TENSOR_DTYPES)})")
+        self.dtype, self.device = dtype, device
+        self.array = np.asarray(array, dtype=np.bool_ if dtype == "bool" else dtype)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.array.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.array.ndim
+
+    def __repr__(self) -> str:
+        values = np.array2string(self.array, separator=", ", threshold=20, precision=4).replace("\n", "")
+        return f"tensor({values}, dtype=torch.{self.dtype})"
+
+
+REAL_TENSORS = False
+"""True in processes that run package code (set by the runner): tensors decode into torch tensors."""
+
+
 class RngSpec:
     """A ``numpy.random.Generator`` argument, carried as its seed.
 
@@ -264,6 +299,8 @@ def encode(value: Any, depth: int = 0) -> Any:
         array = value.detach().cpu().numpy()
         return {"t": "tensor", "dtype": str(value.dtype).removeprefix("torch."),
                 "device": value.device.type, "v": encode(array, depth + 1)}
+    if cls is Tensor:
+        return {"t": "tensor", "dtype": value.dtype, "device": value.device, "v": encode(value.array, depth + 1)}
     if isinstance(value, np.generic) and cls.__module__ == "numpy" and value.dtype.kind in _ARRAY_KINDS:
         return {"t": "npscalar", "dtype": value.dtype.str, "v": encode(value.item(), depth + 1)}
     return {"t": "unsupported", "type": _type_name(value), "repr": _short_repr(value)}
@@ -319,15 +356,19 @@ def decode(data: Any, depth: int = 0) -> Any:
             raise WireError(f"scalar dtype {dtype} not allowed")
         return dtype.type(decode(data.get("v"), depth + 1))
     if tag == "tensor":
-        import torch
-
         array = decode(data.get("v"), depth + 1)
+        dtype = str(data.get("dtype"))[:40]
+        if isinstance(array, Unsupported) or (isinstance(array, np.ndarray) and dtype not in TENSOR_DTYPES):
+            return Unsupported(f"torch.Tensor of dtype {dtype}", "")
         if not isinstance(array, np.ndarray):
             raise WireError("malformed tensor")
-        dtype = getattr(torch, str(data.get("dtype")), None)
-        if not isinstance(dtype, torch.dtype):
-            raise WireError("unknown tensor dtype")
-        return torch.from_numpy(array.copy()).to(dtype=dtype, device=tensor_device())
+        if not REAL_TENSORS:
+            return Tensor(array, dtype, str(data.get("device"))[:20])
+        import torch
+
+        if dtype not in TENSOR_DTYPES:
+            raise WireError(f"tensor dtype {dtype!r} not carried")
+        return torch.from_numpy(array.copy()).to(dtype=getattr(torch, dtype), device=tensor_device())
     if tag == "unsupported":
         return Unsupported(str(data.get("type"))[:200], str(data.get("repr"))[:200])
     raise WireError(f"unknown tag {tag!r}")
@@ -339,17 +380,25 @@ def _list(value: Any) -> list:
     return value
 
 
+_device: list[str] = []
+
+
 def tensor_device() -> str:
-    """Where decoded tensors go: the GPU in a process that asked for it, else the CPU.
+    """Where decoded tensors and training set-ups go in this process: ``GENAI_HW_DEVICE``.
 
-    The student process sets ``GENAI_HW_DEVICE=cuda`` when a GPU is visible, so
-    submitted functions get tensors where a GPU grader would put them; the
-    grader's own process compares on the CPU.
+    The student's runner gets ``auto``: the GPU when torch sees one, so submitted functions get tensors
+    where a GPU grader puts them. The reference runs on the CPU (``cpu``, the default).
     """
-    import os
+    if not _device:
+        import os
 
-    device = os.environ.get("GENAI_HW_DEVICE", "cpu")
-    return device if device in ("cpu", "cuda") else "cpu"
+        device = os.environ.get("GENAI_HW_DEVICE", "cpu")
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        _device.append(device if device in ("cpu", "cuda") else "cpu")
+    return _device[0]
 
 
 def realize(value: Any) -> Any:

@@ -16,26 +16,26 @@ CASES = load_cases(ROOT / "assignments" / HW01 / "hidden_cases.py")
 
 @pytest.mark.parametrize("seed", [0, 1, 987654321])
 def test_reference_passes_every_case(reference, seed):
-    results = grade_cases(CASES, SOLUTIONS, reference, seed)
+    results = grade_cases(CASES, SOLUTIONS, SOLUTIONS, seed)
     failed = [(r.case.name, r.message) for r in results if not r.passed]
     assert failed == []
 
 
 def test_stubs_fail_every_case_with_their_message(reference):
-    results = grade_cases(CASES, STUBS, reference, 5)
+    results = grade_cases(CASES, STUBS, SOLUTIONS, 5)
     assert all(not r.passed for r in results)
     assert all("NotImplementedError" in r.message and "is not written yet" in r.message for r in results)
 
 
 def test_missing_package_says_so(reference):
-    results = grade_cases(CASES, None, reference, 5)
+    results = grade_cases(CASES, None, SOLUTIONS, 5)
     assert all(r.message == PACKAGE_MISSING for r in results)
 
 
 @pytest.mark.parametrize("question", sorted(BUGS))
 def test_planted_bug_costs_exactly_its_question(reference, tmp_path, question):
     package = planted_bugs(tmp_path, [question])
-    per_question = case_scores(grade_cases(CASES, package, reference, 11))
+    per_question = case_scores(grade_cases(CASES, package, SOLUTIONS, 11))
     for q, (got, possible) in per_question.items():
         if q in BROKEN_BY[question]:
             assert got < possible, f"the bug in {question} went unnoticed in {q}"
@@ -103,7 +103,7 @@ def test_hostile_code_costs_only_its_own_cases(reference, tmp_path, kind):
 
     cases = [replace(c, timeout=0.5) for c in CASES]
     start = time.monotonic()
-    results = grade_cases(cases, package, reference, 3)
+    results = grade_cases(cases, package, SOLUTIONS, 3)
     elapsed = time.monotonic() - start
     broken = {"loop": "q2", "stubborn": "q2", "exit": "q8", "liar": "q4", "snoop": "q1",
               "noisy": None, "forger": None, "overflow": "q8", "unwritable": "q8", "hog": "q8",
@@ -133,7 +133,7 @@ def test_edge_case_messages_do_not_show_expected_values(reference, tmp_path):
     every run) the message shows the input and what came back; random inputs also show the expected value."""
     package = plant(tmp_path, {"ngrams": [('    return re.sub(r"[^A-Z]+", " ", text.upper())',
                                            '    return "WRONG"')]})
-    results = {r.case.name: r for r in grade_cases(CASES, package, reference, 21)}
+    results = {r.case.name: r for r in grade_cases(CASES, package, SOLUTIONS, 21)}
     fixed, random = results["normalize_edge_cases"], results["normalize_random_text"]
     assert not fixed.passed and "WRONG" in fixed.message and "CALL ME ISHMAEL" not in fixed.message
     assert "expected" not in fixed.message.split(":", 2)[-1].split("(")[0]
@@ -146,7 +146,7 @@ def test_twenty_regrades_give_the_same_scores(reference, tmp_path, package):
     """Every grading draws new random inputs; a correct and a consistently buggy submission still get the
     same score every time."""
     folder = SOLUTIONS if package == "reference" else planted_bugs(tmp_path, ["q6", "q8"])
-    totals = {tuple(sorted(case_scores(grade_cases(CASES, folder, reference, seed)).items())) for seed in range(20)}
+    totals = {tuple(sorted(case_scores(grade_cases(CASES, folder, SOLUTIONS, seed)).items())) for seed in range(20)}
     assert len(totals) == 1, totals
 
 
@@ -175,7 +175,7 @@ CUDA_OOM = {
 
 @pytest.mark.gpu
 def test_cuda_out_of_memory_costs_its_case_and_the_cache_is_freed(reference, tmp_path):
-    results = grade_cases(CASES, plant(tmp_path, CUDA_OOM), reference, 5)
+    results = grade_cases(CASES, plant(tmp_path, CUDA_OOM), SOLUTIONS, 5)
     per_question = case_scores(results)
     assert per_question["q1"][0] == 0
     assert "ran out of GPU memory" in " ".join(r.message for r in results if r.case.question == "q1")
@@ -194,10 +194,8 @@ def test_the_runner_switches_tf32_off_and_kernels_to_deterministic(reference, tm
              "    if not ok:\n        return 'settings differ'\n")
     package = plant(tmp_path, {"ngrams": [('    return re.sub(r"[^A-Z]+", " ", text.upper())',
                                            check + '    return re.sub(r"[^A-Z]+", " ", text.upper())')]})
-    import sys as _sys
+    from autograder.harness import gpu_visible
 
-    import torch  # the grader imports torch, as for a homework whose reference uses it: the runner gets cuda
-
-    assert "torch" in _sys.modules and torch.cuda.is_available()
-    results = grade_cases(CASES, package, reference, 7)
+    assert gpu_visible()  # the grader sees the GPU without importing torch: the runner gets "auto"
+    results = grade_cases(CASES, package, SOLUTIONS, 7)
     assert case_scores(results)["q2"][0] == case_scores(results)["q2"][1], [r.message for r in results if not r.passed]

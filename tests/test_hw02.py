@@ -23,12 +23,12 @@ def word_vectors(reference):
 
 @pytest.mark.parametrize("seed", [0, 31337])
 def test_reference_passes_every_case(reference, seed):
-    results = grade_cases(CASES, SOLUTIONS, reference, seed, data_dir=DATA)
+    results = grade_cases(CASES, SOLUTIONS, SOLUTIONS, seed, data_dir=DATA)
     assert [(r.case.name, r.message) for r in results if not r.passed] == []
 
 
 def test_stubs_fail_every_case(reference):
-    results = grade_cases(CASES, STUBS, reference, 1, data_dir=DATA)
+    results = grade_cases(CASES, STUBS, SOLUTIONS, 1, data_dir=DATA)
     assert all(not r.passed and "NotImplementedError" in r.message for r in results)
 
 
@@ -52,7 +52,7 @@ BROKEN_BY = {"q3": {"q3"}, "q8": {"q8", "q9"}, "q9": {"q9"}, "q10": {"q10", "q11
 def test_planted_bug_costs_exactly_its_questions(reference, tmp_path, question):
     module, old, new = BUGS[question]
     package = plant(tmp_path, {module: [(old, new)]})
-    results = grade_cases(CASES, package, reference, 8, data_dir=DATA)
+    results = grade_cases(CASES, package, SOLUTIONS, 8, data_dir=DATA)
     for q, (got, possible) in case_scores(results).items():
         if q in BROKEN_BY[question]:
             assert got < possible, f"the bug in {question} went unnoticed in {q}"

@@ -42,13 +42,13 @@ BROKEN_BY = {"q1": {"q1"}, "q2": {"q2"}, "q3": {"q3"}, "q4": {"q4"}, "q5": {"q5"
 
 @pytest.mark.parametrize("seed", [0, 12345])
 def test_reference_passes_every_case(reference, seed):
-    results = grade_cases(CASES, SOLUTIONS, reference, seed)
+    results = grade_cases(CASES, SOLUTIONS, SOLUTIONS, seed)
     assert all(r.passed for r in results), [r.message for r in results if not r.passed]
     assert {q for q, _ in case_scores(results).items()} == set(BUGS)
 
 
 def test_stubs_fail_every_case(reference):
-    results = grade_cases(CASES, STUBS, reference, 3)
+    results = grade_cases(CASES, STUBS, SOLUTIONS, 3)
     assert not any(r.passed for r in results), [r.message for r in results if r.passed]
     assert all("is not written yet" in r.message for r in results), [r.message for r in results]
 
@@ -56,7 +56,7 @@ def test_stubs_fail_every_case(reference):
 @pytest.mark.parametrize("question", sorted(BUGS))
 def test_a_planted_bug_costs_exactly_its_questions(reference, tmp_path, question):
     module, old, new = BUGS[question]
-    results = grade_cases(CASES, plant(tmp_path, {module: [(old, new)]}), reference, 5)
+    results = grade_cases(CASES, plant(tmp_path, {module: [(old, new)]}), SOLUTIONS, 5)
     for q, (got, possible) in case_scores(results).items():
         if q in BROKEN_BY[question]:
             assert got < possible, f"{question}'s bug should cost {q}"

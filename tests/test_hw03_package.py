@@ -173,7 +173,7 @@ def test_a_training_step_is_judged_by_both_networks_parameters(reference, tmp_pa
     from autograder.harness import grade_cases
     from conftest import plant
 
-    results = grade_cases(_step_cases(), SOLUTIONS, reference, 11)
+    results = grade_cases(_step_cases(), SOLUTIONS, SOLUTIONS, 11)
     assert all(r.passed for r in results), [r.message for r in results]
     for name, (old, new) in WRONG_STEPS.items():
         package = plant(tmp_path / name, {"gan": [(old, new)]})
@@ -181,7 +181,7 @@ def test_a_training_step_is_judged_by_both_networks_parameters(reference, tmp_pa
             text = (package / "gan.py").read_text()
             (package / "gan.py").write_text(text.replace("    opt_g.step()\n    return",
                                                          "    opt_g.step()\n    opt_d.step()\n    return", 1))
-        results = grade_cases(_step_cases(), package, reference, 11)
+        results = grade_cases(_step_cases(), package, SOLUTIONS, 11)
         message = results[0].message
         assert not results[0].passed, name
         assert "parameters are not where they should be" in message or "expected" in message, (name, message)

@@ -326,6 +326,62 @@ open({out!r}, "w").write(json.dumps({{"opened": opened}}))
 '''
 
 
+REFERENCE_ATTACK = """
+import glob as _glob, json as _json, os as _os, signal as _signal, time as _time
+_found = {"processes": [], "folders": [], "files": [], "read": [], "signalled": []}
+_deadline = _time.monotonic() + 3
+while not (_found["processes"] and _found["folders"]) and _time.monotonic() < _deadline:
+    _found["processes"] = [p for p in _os.listdir("/proc") if p.isdigit() and b"genai-hw-reference-" in
+                           open(f"/proc/{p}/cmdline", "rb").read()]
+    _found["folders"] = _glob.glob("/tmp/genai-hw-reference-*")
+    _time.sleep(0.05)
+_found["files"] = [f"{f}/genai_hw/ngrams.py" for f in _found["folders"]]
+_found["files"] += [f"/proc/{p}/{e}" for p in _found["processes"] for e in ("environ", "mem", "cwd/genai_hw/ngrams.py")]
+for _path in _found["folders"] + [f"/proc/{p}/fd" for p in _found["processes"]]:
+    try:
+        _os.listdir(_path)
+        _found["read"].append(_path)
+    except OSError:
+        pass
+for _path in _found["files"]:
+    try:
+        open(_path, "rb").read(1)
+        _found["read"].append(_path)
+    except OSError:
+        pass
+for _pid in _found["processes"]:
+    try:
+        _os.kill(int(_pid), _signal.SIGSTOP)
+        _found["signalled"].append(_pid)
+    except OSError:
+        pass
+open(REPORT, "w").write(_json.dumps(_found))
+"""
+
+
+@root_only
+def test_student_code_cannot_reach_the_reference_process(tmp_path, report_dir):
+    """The reference runs in a process of its own beside the student's runner: student code (here at import,
+    in the runner) that finds its folder and process, lists and reads them and stops the process is denied
+    everything, and the reference's outcomes still arrive. The reference takes 3 s to import here, so it is
+    there to be attacked; its folder is gone after the grading."""
+    from autograder.harness import grade_cases, load_cases
+    from conftest import HW01, plant
+
+    slow = "import time\ntime.sleep(3)\n__version__"
+    reference = plant(tmp_path / "reference", {"__init__": [("__version__", slow)]})
+    attack = REFERENCE_ATTACK.replace("REPORT", repr(str(report_dir / "reference.json")))
+    student = plant(tmp_path / "student", {"ngrams": [("    words = list(words)", "    words = list(words)")]})
+    (student / "ngrams.py").write_text((student / "ngrams.py").read_text() + attack)
+    cases = [c for c in load_cases(ROOT / "assignments" / HW01 / "hidden_cases.py") if c.question in ("q3", "q4")]
+    results = grade_cases(cases, student, reference, 3)
+    seen = findings(report_dir, "reference")
+    assert seen["processes"] and seen["folders"] and len(seen["files"]) >= 4, seen  # the attack had its targets
+    assert seen["read"] == [] and seen["signalled"] == [], seen
+    assert [r.message for r in results if not r.passed] == []  # the reference answered, the student's code too
+    assert not list(Path("/tmp").glob("genai-hw-reference-*")), "the reference's folder outlived the grading"
+
+
 @root_only
 def test_the_runner_key_gains_the_notebook_nothing(released, tmp_path, report_dir):
     """Package code finds the runner's HMAC key on its stack (it shares that process) and hands it to the

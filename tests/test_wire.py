@@ -10,6 +10,8 @@ import pytest
 
 from autograder import wire
 from autograder.cases import approx, exact
+from autograder.cases import tensor as cases_tensor
+from conftest import HW03, ROOT, SOLUTIONS
 
 
 @pytest.mark.parametrize("value", [
@@ -60,15 +62,48 @@ def test_comparators_explain_what_differs():
     assert exact(np.array([1, 2]), np.array([1, 2, 3])).startswith("expected shape")
 
 
-def test_tensors_cross_as_data_and_compare_by_value():
+def test_tensors_cross_as_data_and_compare_by_value(monkeypatch):
     torch = pytest.importorskip("torch")
     t = torch.arange(6, dtype=torch.float32).reshape(2, 3)
-    back = wire.loads(wire.dumps(t))
-    assert isinstance(back, torch.Tensor) and back.dtype == torch.float32 and torch.equal(back, t)
-    assert exact(t, back) is None
-    assert "expected dtype" in exact(t, back.double())
-    assert "expected a torch.Tensor" in exact(t, t.numpy())
-    assert approx(1e-5, 1e-6)(t, t + 1e-7) is None and approx(1e-5, 1e-6)(t, t + 1) is not None
+    back = wire.loads(wire.dumps(t))  # the grader's side: plain data, no torch needed
+    assert isinstance(back, wire.Tensor) and back.dtype == "float32" and back.shape == (2, 3)
+    assert np.array_equal(back.array, t.numpy()) and back.array.dtype == np.float32
+    assert repr(back) == "tensor([[0., 1., 2.], [3., 4., 5.]], dtype=torch.float32)"
+    assert exact(t, back) is None and exact(back, t) is None
+    assert "expected dtype torch.float32" in exact(back, wire.loads(wire.dumps(t.double())))
+    assert "expected a torch.Tensor" in exact(back, t.numpy())
+    assert approx(1e-5, 1e-6)(back, t + 1e-7) is None and approx(1e-5, 1e-6)(back, t + 1) is not None
+    monkeypatch.setattr(wire, "REAL_TENSORS", True)  # a runner's side: real tensors, where it computes
+    real = wire.loads(wire.dumps(back))
+    assert isinstance(real, torch.Tensor) and real.dtype == torch.float32 and torch.equal(real, t)
+    assert isinstance(wire.loads(wire.dumps(cases_tensor([1, 2], "int64"))), torch.Tensor)
+
+
+def test_a_tensor_of_a_dtype_the_wire_does_not_carry_is_reported_as_such():
+    torch = pytest.importorskip("torch")
+    back = wire.loads(wire.dumps(torch.zeros(2, dtype=torch.complex64)))
+    assert isinstance(back, wire.Unsupported) and "complex64" in back.type_name
+    assert "returned a torch.Tensor of dtype complex64" in exact(cases_tensor([0.0, 0.0]), back)
+    with pytest.raises(wire.WireError):
+        wire.Tensor(np.zeros(2), "complex64")
+
+
+def test_the_graders_process_compares_tensors_without_importing_torch():
+    """Making hw03's inputs, sending them, and comparing tensor outputs: torch stays out of the process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from autograder import harness\n"
+        f"cases = harness.load_cases(Path({str(ROOT / 'assignments' / HW03 / 'hidden_cases.py')!r}))\n"
+        f"results = harness.grade_cases(cases, Path({str(SOLUTIONS)!r}), Path({str(SOLUTIONS)!r}), 4)\n"
+        "assert [r.message for r in results if not r.passed] == []\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'gensim', 'genai_hw')], 'imported'\n"
+        "print('ok', len(results))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.startswith("ok"), out.stdout + out.stderr[-2000:]
 
 
 def test_on_a_gpu_grader_float32_tensors_may_differ_by_float32_rounding_only(monkeypatch):

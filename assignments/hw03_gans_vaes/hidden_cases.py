@@ -15,23 +15,22 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
-from autograder.cases import Case, approx, call, exact
+from autograder.cases import Case, approx, call, exact, tensor
 from autograder.wire import TrainStepSpec
 
 CLOSE = approx(rtol=1e-5, atol=1e-6)
 
 
-def _logits(rng, n: int, scale: float, column: bool = False) -> torch.Tensor:
-    values = torch.tensor(rng.normal(0.0, scale, n), dtype=torch.float32)
-    return values[:, None] if column else values
+def _logits(rng, n: int, scale: float, column: bool = False):
+    values = rng.normal(0.0, scale, n)
+    return tensor(values[:, None] if column else values)
 
 
 def discriminator_fixed(rng):
-    t = torch.tensor
+    t = tensor
     return [call(t([0.0]), t([0.0])), call(t([100.0]), t([-100.0])), call(t([-100.0]), t([0.0])),
-            call(t([[2.0], [-1.0]]), t([[0.5]])), call(t([1, 2]), t([0.0])), call(t([]), t([0.0])),
+            call(t([[2.0], [-1.0]]), t([[0.5]])), call(t([1, 2], "int64"), t([0.0])), call(t([]), t([0.0])),
             call([0.0], t([0.0]))]
 
 
@@ -45,9 +44,9 @@ def discriminator_random(rng):
 
 
 def generator_fixed(rng):
-    t = torch.tensor
+    t = tensor
     return [call(t([0.0])), call(t([0.0]), saturating=True), call(t([-100.0])), call(t([-100.0]), saturating=True),
-            call(t([100.0, -100.0]), saturating=True), call(t([[1.0], [3.0]])), call(t([])), call(t([1, 2]))]
+            call(t([100.0, -100.0]), saturating=True), call(t([[1.0], [3.0]])), call(t([])), call(t([1, 2], "int64"))]
 
 
 def generator_random(rng):
@@ -84,21 +83,20 @@ def coverage_random(rng):
         picks = rng.choice(8, size=modes, replace=False)
         samples = centers[rng.choice(picks, size=int(rng.integers(20, 200)))]
         samples = samples + rng.normal(0.0, spread, samples.shape)
-        calls.append(call(torch.tensor(samples, dtype=torch.float32) if as_tensor else samples, centers, radius,
+        calls.append(call(tensor(samples) if as_tensor else samples, centers, radius,
                           min_count=min_count))
     return calls
 
 
 def reparameterize_fixed(rng):
-    t = torch.tensor
+    t = tensor
     return [call(t([[1.0, -1.0]]), t([[0.0, math.log(4.0)]]), t([[0.5, 0.5]])),
             call(t([[0.0]]), t([[0.0]]), t([[0.0]])), call(t([[0.0, 0.0]]), t([[0.0]]), t([[0.0, 0.0]])),
             call(t([[0.0, 0.0]]), t([[0.0, 0.0]]), t([[0.0]]))]
 
 
-def _pair(rng, b: int, latent: int) -> tuple[torch.Tensor, torch.Tensor]:
-    return (torch.tensor(rng.normal(0, 2, (b, latent)), dtype=torch.float32),
-            torch.tensor(rng.normal(0, 1.5, (b, latent)), dtype=torch.float32))
+def _pair(rng, b: int, latent: int):
+    return tensor(rng.normal(0, 2, (b, latent))), tensor(rng.normal(0, 1.5, (b, latent)))
 
 
 def reparameterize_random(rng):
@@ -106,12 +104,12 @@ def reparameterize_random(rng):
     for _ in range(4):
         b, latent = int(rng.integers(1, 12)), int(rng.integers(1, 6))
         mu, logvar = _pair(rng, b, latent)
-        calls.append(call(mu, logvar, torch.tensor(rng.normal(0, 1, (b, latent)), dtype=torch.float32)))
+        calls.append(call(mu, logvar, tensor(rng.normal(0, 1, (b, latent)))))
     return calls
 
 
 def kl_fixed(rng):
-    t = torch.tensor
+    t = tensor
     return [call(t([[0.0, 0.0], [1.0, 0.0]]), t([[0.0, 0.0], [0.0, math.log(2.0)]])), call(t([[0.0]]), t([[0.0]])),
             call(t([[0.0, 1.0]]), t([[0.0]])), call(t([0.0]), t([0.0]))]
 
@@ -121,7 +119,7 @@ def kl_random(rng):
 
 
 def vae_fixed(rng):
-    t = torch.tensor
+    t = tensor
     x, x_hat, mu, logvar = t([[1.0, 2.0]]), t([[1.0, 0.0]]), t([[1.0]]), t([[0.0]])
     return [call(x, x_hat, mu, logvar), call(x, x_hat, mu, logvar, beta=2.0), call(x, x_hat, mu, logvar, beta=0.0),
             call(x, t([[1.0, 0.0, 0.0]]), mu, logvar), call(x, x_hat, mu, logvar, beta=-1.0)]
@@ -130,8 +128,8 @@ def vae_fixed(rng):
 def vae_random(rng):
     calls = []
     for shape in ((4, 64), (3, 1, 8, 8), (1, 5), (6, 2, 3)):
-        x = torch.tensor(rng.uniform(0, 1, shape), dtype=torch.float32)
-        x_hat = torch.tensor(rng.uniform(0, 1, shape), dtype=torch.float32)
+        x = tensor(rng.uniform(0, 1, shape))
+        x_hat = tensor(rng.uniform(0, 1, shape))
         mu, logvar = _pair(rng, shape[0], int(rng.integers(1, 5)))
         calls.append(call(x, x_hat, mu, logvar, beta=float(rng.choice([0.5, 1.0, 4.0]))))
     return calls
