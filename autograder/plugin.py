@@ -13,11 +13,13 @@ grader is root), and closes Otter's deserialisation paths.
   and hardens Otter (:func:`_harden_otter`).
 
 ``before_execution`` (no student code has run yet): loads the hidden cases
-  and the reference from the autograder's ``genai_hw_grading/`` folder,
-  deletes the reference from disk, snapshots the submitted ``genai_hw/``
-  read-only and grades it in the sandbox's package runner
-  (:mod:`autograder.harness`; a runner that broke is restarted from the same
-  snapshot for the remaining cases). Then every process of the package user
+  from the autograder's ``genai_hw_grading/`` folder, starts the reference's
+  own process on a private copy of the reference and deletes the reference
+  from that folder, snapshots the submitted ``genai_hw/`` read-only and
+  grades it in the sandbox's package runner (:mod:`autograder.harness`; a
+  runner that broke is restarted from the same snapshot for the remaining
+  cases). This process compares plain data and never imports the reference
+  or torch. Then every process of the package user
   is killed and a results.json with the package questions is written, so a
   grading stopped from outside during the notebook still shows them. The
   two phases never overlap, so the grading's memory is the grader's plus
@@ -83,6 +85,45 @@ with open("{results_path}", "w", encoding="utf-8") as _genai_hw_f:
                          str(_r.message)[:2000]] for _r in _t.test_case_results]}}
                         for _t in Checker.get_results()], _genai_hw_f)
 """
+
+
+KERNEL_OUTPUT_CAP = """\
+def _genai_hw_cap_output(limit):
+    import sys
+
+    left = [limit]
+    for stream in (sys.stdout, sys.stderr):
+        def write(text, _write=stream.write):
+            if left[0] <= 0:
+                return len(text)
+            left[0] -= len(text)
+            return _write(text if left[0] >= 0 else text[:left[0]])
+        stream.write = write
+
+    class Forget(dict):
+        def __missing__(self, key):
+            return []
+
+        def __contains__(self, key):
+            return False
+
+    try:
+        from IPython import get_ipython
+
+        get_ipython().history_manager.outputs = Forget()
+    except Exception:
+        pass
+
+
+_genai_hw_cap_output({limit})
+del _genai_hw_cap_output
+"""
+"""Run by the notebook's kernel at start, so that printing does not cost the kernel memory: what its cells
+print past ``limit`` characters (twice what the grader keeps, so the grader's note still shows) is dropped
+at once (ipykernel holds a cell's prints until it sends them, every 0.2 s), and IPython's history does not
+keep a copy of everything printed (IPython 8 stores every write to stdout in
+``HistoryManager.outputs``, for good: 200 prints of 1 MiB left the kernel 205 MiB larger). A courtesy to
+the student, not a boundary: the notebook could undo it, in its own kernel only."""
 
 
 class _TrustedResults:
@@ -184,6 +225,10 @@ def _sandboxed_kernel_manager():
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
             box = ACTIVE.sandbox
             box.give(Path(self.connection_file), "notebook")
+            cap = box.root / f"output-cap-{secrets.token_hex(6)}.py"
+            cap.write_text(KERNEL_OUTPUT_CAP.format(limit=2 * sandboxing.OUTPUT_LIMIT_BYTES), encoding="utf-8")
+            cap.chmod(0o644)
+            kernel_cmd = [*kernel_cmd, f"--IPKernelApp.exec_files={cap}"]
             jupyter = {k: v for k, v in (kw.get("env") or {}).items() if k.startswith("JPY_")}
             kw.update(box.popen_kwargs("notebook", env=box.env("notebook", jupyter)))
             kw["cwd"] = str(ACTIVE.kernel_dir)

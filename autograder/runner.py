@@ -1,4 +1,11 @@
-"""Runs submitted package functions in their own process (the student side).
+"""Runs package functions in their own process: the student's, and the reference's.
+
+The same runner computes both sides of a case: the harness starts it on the
+submitted package as the sandbox's package user (header ``role``
+``"student"``), and on a private copy of the reference as the grader's own
+user (``"reference"``: no gensim shortcuts forbidden, word vectors as plain
+arrays, on the CPU), so expected and submitted outcomes are made and encoded
+alike. What follows describes the student's side.
 
 Started by :mod:`autograder.harness` as ``python -I genai_hw_runner.py
 PACKAGE_ROOT``, as the sandbox's unprivileged package user

@@ -7,7 +7,9 @@ building the same tiny GAN from a seed in both processes
 (``wire.TrainStepSpec``, with gradients left from an earlier step): the
 returned losses and then every parameter of both networks must match the
 reference, so a step that moves the wrong network, forgets ``zero_grad`` or
-trains the generator against the old discriminator loses its case.
+trains the generator against the old discriminator loses its case. Tensors
+are written with ``cases.tensor``: this file, like the grader's process,
+never imports torch.
 """
 
 from __future__ import annotations
