@@ -374,14 +374,17 @@ class ReferenceProcess(StudentProcess):
     """Computes the expected outcomes: the same runner, on the reference package, as the grader's own user.
 
     The grader's process never imports the reference (or torch): it compares plain data. The reference's
-    copy lives in a private folder (``0700``, the grader's) that no student user can read, removed by
-    :meth:`close`; the process runs on the CPU, without the sandbox's limits, outside the student roles
-    (killing a role never touches it).
+    copy lives in a private folder of the sandbox (``0700``, the grader's) that no student user can read,
+    removed by :meth:`close` (or with the sandbox, if the grading is interrupted); the process runs on the
+    CPU, without the sandbox's limits, outside the student roles (killing a role never touches it; clearing
+    the sandbox does).
     """
 
     role = "reference"
 
     def _folder(self) -> Path:
+        if self.sandbox is not None:
+            return self.sandbox.private_folder(f"reference-{secrets.token_hex(4)}")
         return Path(tempfile.mkdtemp(prefix="genai-hw-reference-"))
 
     def _data(self, data_dir: Path) -> Path:
@@ -408,9 +411,12 @@ class ReferenceProcess(StudentProcess):
         return env
 
     def _launch(self) -> subprocess.Popen:
-        return subprocess.Popen([self.python, "-I", str(self.root / "genai_hw_runner.py"), str(self.root)],
+        proc = subprocess.Popen([self.python, "-I", str(self.root / "genai_hw_runner.py"), str(self.root)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 cwd=str(self.root), env=self._env(), start_new_session=True)
+        if self.sandbox is not None:
+            self.sandbox.adopt(proc)  # killed with the student processes if the grading is interrupted
+        return proc
 
     def close(self) -> None:
         super().close()
@@ -574,18 +580,16 @@ class GradingSession:
         ]
         resources = {repr(a): a for c in self.calls.values() for one in c
                      for a in [*one.args, *one.kwargs.values()] if isinstance(a, wire.WordVectorsSpec)}
-        python = self.sandbox.python if self.sandbox is not None else self.python
+        if self.sandbox is None:
+            self.sandbox = Sandbox(python=self.python)
         try:
             reference_jobs = [{**job, "check_mutation": False, "timeout": job["timeout"] * REFERENCE_SLACK}
                               for job in jobs]
-            self.oracle = ReferenceProcess(self.reference, reference_jobs, None, data_dir=self.data_dir,
+            self.oracle = ReferenceProcess(self.reference, reference_jobs, self.sandbox, data_dir=self.data_dir,
                                            preload=list(resources.values()), deadline=deadline)
-            self.oracle.python = python
             self.oracle.launch()  # not waited for: it computes while the student's runner starts
         except Exception as err:  # noqa: BLE001 - every case then reports the grader error
             self.work_error = _grader_error(err)
-        if self.sandbox is None:
-            self.sandbox = Sandbox(python=self.python)
         self.student = StudentProcess(self.package_dir, jobs, self.sandbox, data_dir=self.data_dir,
                                       forbid_gensim=bool(resources), preload=list(resources.values()),
                                       deadline=deadline)

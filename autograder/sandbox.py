@@ -532,6 +532,7 @@ class Sandbox:
             if self.isolated:
                 os.chown(home, self.uids[role], self.uids[role])
         self.closed = False
+        self.helpers: list[subprocess.Popen] = []
         if self.isolated:
             self._check_python()
         self.watch = MemoryWatch(self).start()
@@ -570,6 +571,18 @@ class Sandbox:
             except OSError:
                 return False
         return True
+
+    def private_folder(self, name: str) -> Path:
+        """A folder for the grader's own use inside the sandbox (``0700``: no student user may list or read
+        it), removed with the sandbox, also by the slot's next user if this grader is killed."""
+        folder = self.root / name
+        folder.mkdir(mode=0o700)
+        return folder
+
+    def adopt(self, proc: subprocess.Popen) -> None:
+        """A process of the grader's own (the reference's, started in a session of its own), killed with
+        its group when the sandbox is cleared, like the student processes."""
+        self.helpers.append(proc)
 
     def remember(self, folder: Path) -> None:
         """Record ``otter run``'s temporary folder: if this grader is killed, the slot's next user removes it."""
@@ -692,6 +705,10 @@ class Sandbox:
         """
         if hasattr(self, "watch"):
             self.watch.stop()
+        for helper in self.helpers:
+            if helper.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(helper.pid, signal.SIGKILL)
         self.kill()
         shutil.rmtree(self.pkg, ignore_errors=True)
         for role in ROLES:

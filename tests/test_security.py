@@ -330,11 +330,17 @@ REFERENCE_ATTACK = """
 import glob as _glob, json as _json, os as _os, signal as _signal, time as _time
 _found = {"processes": [], "folders": [], "files": [], "read": [], "signalled": []}
 _deadline = _time.monotonic() + 3
-while not (_found["processes"] and _found["folders"]) and _time.monotonic() < _deadline:
-    _found["processes"] = [p for p in _os.listdir("/proc") if p.isdigit() and b"genai-hw-reference-" in
-                           open(f"/proc/{p}/cmdline", "rb").read()]
-    _found["folders"] = _glob.glob("/tmp/genai-hw-reference-*")
+while not _found["processes"] and _time.monotonic() < _deadline:
+    for _pid in [p for p in _os.listdir("/proc") if p.isdigit()]:
+        try:
+            _args = open(f"/proc/{_pid}/cmdline", "rb").read().decode().split("\\0")
+        except OSError:
+            continue
+        if any("/reference-" in a for a in _args):
+            _found["processes"].append(_pid)
+            _found["folders"] += [a for a in _args if "/reference-" in a and not a.endswith(".py")]
     _time.sleep(0.05)
+_found["folders"] += _glob.glob("/tmp/genai-hw-sandbox-*/reference-*")  # finds nothing: the sandbox is 0711
 _found["files"] = [f"{f}/genai_hw/ngrams.py" for f in _found["folders"]]
 _found["files"] += [f"/proc/{p}/{e}" for p in _found["processes"] for e in ("environ", "mem", "cwd/genai_hw/ngrams.py")]
 for _path in _found["folders"] + [f"/proc/{p}/fd" for p in _found["processes"]]:
@@ -379,7 +385,7 @@ def test_student_code_cannot_reach_the_reference_process(tmp_path, report_dir):
     assert seen["processes"] and seen["folders"] and len(seen["files"]) >= 4, seen  # the attack had its targets
     assert seen["read"] == [] and seen["signalled"] == [], seen
     assert [r.message for r in results if not r.passed] == []  # the reference answered, the student's code too
-    assert not list(Path("/tmp").glob("genai-hw-reference-*")), "the reference's folder outlived the grading"
+    assert not list(Path("/tmp").glob("genai-hw-sandbox-*/reference-*")), "the reference's folder outlived it"
 
 
 @root_only
