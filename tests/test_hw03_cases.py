@@ -1,4 +1,4 @@
-"""Homework 3's hidden cases (issue 7, in progress; the notebook comes next): the reference passes every
+"""Homework 3's hidden cases: the reference passes every
 case, the stubs none, and a planted bug costs exactly the questions that use the broken function."""
 
 from __future__ import annotations

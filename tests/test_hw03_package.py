@@ -1,4 +1,4 @@
-"""Homework 3's package (issue 7, in progress): the reference GAN and VAE functions against torch's own
+"""Homework 3's package: the reference GAN and VAE functions against torch's own
 losses, a Monte Carlo estimate of the KL, and a hand-written training step."""
 
 from __future__ import annotations
