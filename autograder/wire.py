@@ -165,6 +165,73 @@ class TrainStepSpec:
         return f"<{self.kind} training set-up, seed {self.seed}, {self.options}>"
 
 
+class ModelSpec:
+    """A network argument, carried as a kind, a seed and options; each process builds it afresh (:meth:`make`).
+
+    ``ModelSpec("denoiser", 3, {"dim": 2, "hidden": 16, "steps": 50})``: a denoiser for ``dim``-number
+    examples (an image of shape (C, H, W) counts as C*H*W numbers), called as ``model(x_t, t)`` with ``x_t``
+    of shape (B, ...) and ``t`` a long tensor of shape (B,) in ``0 .. steps-1``; it returns a tensor shaped
+    like ``x_t``: ``Linear(dim + 8, hidden) - SiLU - Linear(hidden, dim)`` on the flattened example next to a
+    learned 8-number embedding of ``t`` (``"zero": True``: it predicts zeros). It checks how it is called
+    and raises a clear error otherwise.
+    """
+
+    KINDS = ("denoiser",)
+
+    def __init__(self, kind: str, seed: int, options: dict | None = None) -> None:
+        if kind not in self.KINDS:
+            raise WireError(f"unknown model {kind!r}")
+        self.kind, self.seed, self.options = kind, int(seed), dict(options or {})
+
+    def make(self) -> Any:
+        import torch
+
+        o = {"dim": 2, "hidden": 16, "steps": 50, **self.options}
+        dim, steps = int(o["dim"]), int(o["steps"])
+
+        class Denoiser(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.embed = torch.nn.Embedding(steps, 8)
+                self.net = torch.nn.Sequential(torch.nn.Linear(dim + 8, int(o["hidden"])), torch.nn.SiLU(),
+                                               torch.nn.Linear(int(o["hidden"]), dim))
+
+            def forward(self, x: Any, t: Any) -> Any:
+                if not isinstance(x, torch.Tensor) or x.ndim < 1 or x[0].numel() != dim:
+                    raise ValueError(f"the model takes x_t of shape (B, ...) with {dim} numbers per example, "
+                                     f"got {tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+                if not isinstance(t, torch.Tensor) or t.dtype != torch.long or t.shape != (x.shape[0],):
+                    raise ValueError(f"the model is called as model(x_t, t) with t a long tensor of shape "
+                                     f"({x.shape[0]},), got {t!r}"[:300])
+                if len(t) and (int(t.min()) < 0 or int(t.max()) >= steps):
+                    raise ValueError(f"the model knows timesteps 0 .. {steps - 1}, got {t.tolist()}"[:300])
+                if o.get("zero"):
+                    return torch.zeros_like(x)
+                flat = x.reshape(x.shape[0], dim)
+                return self.net(torch.cat([flat, self.embed(t).to(flat.dtype)], dim=1)).reshape(x.shape)
+
+        torch.manual_seed(self.seed)
+        return Denoiser().to(tensor_device())
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} network, seed {self.seed}, {self.options}>"
+
+
+class TorchRngSpec:
+    """A ``torch.Generator`` argument (on the CPU), carried as its seed: ``torch.Generator().manual_seed(seed)``."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def make(self) -> Any:
+        import torch
+
+        return torch.Generator().manual_seed(self.seed)
+
+    def __repr__(self) -> str:
+        return f"torch.Generator().manual_seed({self.seed})"
+
+
 def realize_args(args: Any) -> Any:
     """The call's arguments: a lone :class:`TrainStepSpec` becomes its whole argument list."""
     if type(args) in (list, tuple) and len(args) == 1 and isinstance(args[0], TrainStepSpec):
@@ -246,7 +313,7 @@ def load_word_vectors(path: str, keyed: bool | None = None) -> Any:
 
 def is_resource(value: Any) -> bool:
     """Arguments made afresh in each process (not data to compare for mutation)."""
-    return isinstance(value, (RngSpec, WordVectorsSpec, TrainStepSpec))
+    return isinstance(value, (RngSpec, WordVectorsSpec, TrainStepSpec, ModelSpec, TorchRngSpec))
 
 
 def _type_name(value: Any) -> str:
@@ -289,6 +356,10 @@ def encode(value: Any, depth: int = 0) -> Any:
         return {"t": "kv", "v": value.filename}
     if cls is TrainStepSpec:
         return {"t": "setup", "kind": value.kind, "seed": value.seed, "v": encode(value.options, depth + 1)}
+    if cls is ModelSpec:
+        return {"t": "model", "kind": value.kind, "seed": value.seed, "v": encode(value.options, depth + 1)}
+    if cls is TorchRngSpec:
+        return {"t": "trng", "v": value.seed}
     if cls is np.ndarray:
         if value.dtype.kind not in _ARRAY_KINDS:
             return {"t": "unsupported", "type": f"numpy.ndarray[{value.dtype}]", "repr": ""}
@@ -343,6 +414,15 @@ def decode(data: Any, depth: int = 0) -> Any:
         if type(options) is not dict or type(data.get("seed")) is not int:
             raise WireError("malformed training set-up")
         return TrainStepSpec(str(data.get("kind")), data["seed"], options)
+    if tag == "model":
+        options = decode(data.get("v"), depth + 1)
+        if type(options) is not dict or type(data.get("seed")) is not int:
+            raise WireError("malformed model")
+        return ModelSpec(str(data.get("kind")), data["seed"], options)
+    if tag == "trng":
+        if type(data.get("v")) is not int:
+            raise WireError("malformed torch generator")
+        return TorchRngSpec(data["v"])
     if tag == "ndarray":
         dtype = np.dtype(str(data.get("dtype")))
         if dtype.kind not in _ARRAY_KINDS:
@@ -403,7 +483,7 @@ def tensor_device() -> str:
 
 def realize(value: Any) -> Any:
     """Replace every :class:`RngSpec` inside ``value`` by a fresh Generator."""
-    if isinstance(value, RngSpec):
+    if isinstance(value, (RngSpec, ModelSpec, TorchRngSpec)):
         return value.make()
     if isinstance(value, WordVectorsSpec):
         import os

@@ -96,6 +96,7 @@ def test_stub_raises_not_implemented_naming_question(module, function, question)
 
     nets = (torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))
     optimizers = tuple(torch.optim.SGD(net.parameters(), lr=0.1) for net in nets)
+    zero = lambda x, t: torch.zeros_like(x)  # noqa: E731 - a denoiser
     kv = KeyedVectors(vector_size=2)
     kv.add_vectors(["a", "b", "c", "d"], np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, -1.0]]))
     stub_module = importlib.import_module(f"genai_hw.{module}")
@@ -128,6 +129,16 @@ def test_stub_raises_not_implemented_naming_question(module, function, question)
         "reparameterize": (torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, 2)),
         "kl_to_standard_normal": (torch.zeros(1, 2), torch.zeros(1, 2)),
         "vae_loss": (torch.zeros(1, 4), torch.zeros(1, 4), torch.zeros(1, 2), torch.zeros(1, 2)),
+        "linear_betas": (10,),
+        "cosine_betas": (10,),
+        "alpha_bars": (torch.full((3,), 0.1),),
+        "noise_step": (torch.zeros(2), 0.1, torch.zeros(2)),
+        "q_sample": (torch.zeros(2, 1), torch.tensor([0, 1]), torch.tensor([0.9, 0.8]), torch.zeros(2, 1)),
+        "timestep_embedding": (torch.tensor([0, 1]), 4),
+        "denoising_loss": (zero, torch.zeros(2, 1), torch.tensor([0, 1]), torch.zeros(2, 1), torch.tensor([0.9, 0.8])),
+        "p_sample_step": (zero, torch.zeros(2, 1), 1, torch.full((2,), 0.1), torch.tensor([0.9, 0.81]),
+                          torch.zeros(2, 1)),
+        "sample": (zero, (2, 1), torch.full((2,), 0.1), torch.Generator().manual_seed(0)),
     }
     with pytest.raises(NotImplementedError, match=rf"{function}\(\).*question {question}\)"):
         getattr(stub_module, function)(*valid[function])

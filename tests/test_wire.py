@@ -142,3 +142,26 @@ def test_a_training_setup_travels_as_its_seed_and_is_built_alike_on_both_sides()
         wire.decode({"t": "setup", "kind": "rocket", "seed": 1, "v": {"t": "dict", "v": []}})
     with pytest.raises(wire.WireError):
         wire.decode({"t": "setup", "kind": "gan", "seed": "1", "v": {"t": "dict", "v": []}})
+
+
+def test_a_model_and_a_torch_generator_travel_as_seeds_and_are_built_alike():
+    import torch
+
+    spec = wire.ModelSpec("denoiser", 9, {"dim": 4, "steps": 10, "hidden": 8})
+    back = wire.loads(wire.dumps([spec, wire.TorchRngSpec(3)]))
+    assert isinstance(back[0], wire.ModelSpec) and (back[0].seed, back[0].options) == (9, spec.options)
+    assert isinstance(back[1], wire.TorchRngSpec) and back[1].seed == 3
+    assert wire.is_resource(back[0]) and wire.is_resource(back[1])
+    first, second = wire.realize(back), wire.realize([spec, wire.TorchRngSpec(3)])
+    x, t = torch.randn(5, 1, 2, 2), torch.tensor([0, 1, 2, 3, 9])
+    assert torch.equal(first[0](x, t), second[0](x, t)) and first[0](x, t).shape == x.shape
+    assert torch.equal(torch.randn(3, generator=first[1]), torch.randn(3, generator=second[1]))
+    for bad_t, words in ((t.float(), "long tensor"), (t[:2], "shape (5,)"), (t + 1, "timesteps 0 .. 9")):
+        with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
+            first[0](x, bad_t)
+    zero = wire.ModelSpec("denoiser", 0, {"dim": 4, "steps": 10, "zero": True}).make()
+    assert torch.equal(zero(x, t), torch.zeros_like(x))
+    with pytest.raises(wire.WireError):
+        wire.decode({"t": "model", "kind": "gan", "seed": 1, "v": {"t": "dict", "v": []}})
+    with pytest.raises(wire.WireError):
+        wire.decode({"t": "trng", "v": "1"})

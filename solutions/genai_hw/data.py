@@ -14,7 +14,11 @@
   0..16 (the UCI "Optical Recognition of Handwritten Digits" test set, as
   scikit-learn bundles it). :func:`load_digits` returns them scaled to [0, 1].
 
-Provenance of all three: ``data/README.md``. Each homework carries only the
+- ``grace_hopper_64.npz``: a 64 x 64 grey photograph of Grace Hopper (the
+  official US Navy portrait, public domain, from matplotlib's sample data).
+  :func:`load_picture` returns it scaled to [0, 1].
+
+Provenance of all of them: ``data/README.md``. Each homework carries only the
 files it uses.
 """
 
@@ -27,6 +31,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 MOBY_DICK_PATH = DATA_DIR / "moby_dick.txt"
 WORD_VECTORS_PATH = DATA_DIR / "word2vec_bolukbasi_f16.npz"
 DIGITS_PATH = DATA_DIR / "digits_8x8.npz"
+PICTURE_PATH = DATA_DIR / "grace_hopper_64.npz"
 
 _START_MARK = "*** START OF THE PROJECT GUTENBERG EBOOK"
 _END_MARK = "*** END OF THE PROJECT GUTENBERG EBOOK"
@@ -106,3 +111,15 @@ def load_digits() -> tuple[Any, Any]:
 
     with np.load(_data_file(DIGITS_PATH)) as data:
         return data["images"].astype(np.float32) / 16.0, data["labels"].astype(np.int64)
+
+
+def load_picture() -> Any:
+    """A real photograph to add noise to: Grace Hopper, 64 x 64 grey pixels.
+
+    Returns a float32 NumPy array of shape (64, 64) with values in [0, 1] (0 black, 1 white).
+    ``load_picture().shape`` is ``(64, 64)``.
+    """
+    import numpy as np
+
+    with np.load(_data_file(PICTURE_PATH)) as data:
+        return data["image"].astype(np.float32) / 255.0
