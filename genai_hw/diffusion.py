@@ -57,11 +57,6 @@ def _check_timesteps(t: Any, batch: int, steps: int) -> torch.Tensor:
     return t
 
 
-def _per_example(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A (B,) tensor reshaped to (B, 1, ..., 1), so that it scales each example of ``like``."""
-    return values.reshape(-1, *([1] * (like.ndim - 1))).to(like.dtype)
-
-
 def linear_betas(T: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
     """DDPM's linear schedule (Ho et al. 2020): ``T`` betas evenly spaced from ``beta_start`` to ``beta_end``.
 

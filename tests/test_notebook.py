@@ -13,7 +13,7 @@ import pytest
 from nbclient import NotebookClient
 
 from autograder.release import copy_package, find_homeworks, release_contents
-from conftest import HOMEWORKS, HW01, HW02, ROOT, SOLUTIONS, STUBS, package_questions
+from conftest import HOMEWORKS, HW01, HW02, HW04, ROOT, SOLUTIONS, STUBS, package_questions
 
 pytestmark = pytest.mark.slow
 
@@ -66,6 +66,12 @@ def test_runs_end_to_end_with_the_reference(release_of, hw, tmp_path):
         assert "w = 1.9" in printed or "w = 2.0" in printed  # the primer's line is recovered
     elif hw == HW02:
         assert "father" in printed and "your" in printed  # the lecture's analogies
+    elif hw == HW04:
+        assert "the loop's last frame equals sample()'s output: True" in printed, printed[-3000:]
+        near = re.search(r"(\d+) % of the samples lie within 0\.3 of a centre; samples near each centre: \[([\d, ]+)\]",
+                         printed)
+        assert near and int(near.group(1)) >= 80, printed[-3000:]  # the denoiser learned the ring
+        assert min(int(n) for n in near.group(2).split(",")) >= 100, near.group(0)  # and every one of its 8 modes
     else:
         assert "Adam betas (0.5, 0.999): modes covered by seeds 0, 1, 2: [8, 8, 8] of 8" in printed, printed[-3000:]
         assert "saturating gradient" in printed and "after the last" in printed

@@ -305,3 +305,26 @@ def test_hw03_release_verified_and_clean(release_of):
     # The CPU build: PyPI's plain torch would pull gigabytes of CUDA libraries into the grading image.
     assert "- torch==2.13.0+cpu" in requirements
     assert "- --extra-index-url https://download.pytorch.org/whl/cpu" in requirements
+
+
+def test_hw04_release_verified_and_clean(release_of):
+    from conftest import HW04
+
+    released = release_of(HW04)
+    messages = "\n".join(released["messages"])
+    assert "reference submission scores 22/22" in messages and "stubs submission scores 0/22" in messages
+    cases = [c.name for c in load_cases(ROOT / "assignments" / HW04 / "hidden_cases.py")]
+    master = ROOT / "assignments" / HW04 / f"{HW04}.ipynb"
+    assert scan_student_release(released["student"], SOLUTIONS, cases, master) == []
+    package = {p.relative_to(released["student"]).as_posix() for p in (released["student"] / "genai_hw").rglob("*")
+               if p.is_file()}
+    assert {"genai_hw/diffusion.py", "genai_hw/data/grace_hopper_64.npz", "genai_hw/data/digits_8x8.npz"} <= package
+    assert not any(m in package for m in ("genai_hw/gan.py", "genai_hw/ngrams.py",
+                                          "genai_hw/data/word2vec_bolukbasi_f16.npz"))
+    with zipfile.ZipFile(released["zip"]) as zf:
+        reference = {n for n in zf.namelist() if n.startswith("genai_hw_grading/reference/")}
+        requirements = zf.read("environment.yml").decode()
+    assert reference == {f"genai_hw_grading/reference/genai_hw/{m}.py" for m in ("__init__", "data", "utils",
+                                                                                  "diffusion")}
+    assert "- torch==2.13.0+cpu" in requirements
+    assert "diffusers" not in requirements  # the oracle of the project's tests, not part of grading
