@@ -76,6 +76,16 @@ def case_scores(results) -> dict[str, tuple[float, float]]:
     return out
 
 
+def assert_costs_exactly(results, broken: set[str], bug: str) -> None:
+    """A planted ``bug`` lost points in every question of ``broken`` and in no other."""
+    for q, (got, possible) in case_scores(results).items():
+        if q in broken:
+            assert got < possible, f"the bug in {bug} went unnoticed in {q}"
+        else:
+            lost = [r.message for r in results if r.case.question == q and not r.passed]
+            assert got == possible, f"{q} lost points for a bug in {bug}: {lost}"
+
+
 @pytest.fixture(scope="session")
 def release_of(tmp_path_factory):
     """``release_of(hw)``: one real ``genai-hw release`` per homework and session

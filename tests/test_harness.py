@@ -9,7 +9,18 @@ from pathlib import Path
 import pytest
 
 from autograder.harness import PACKAGE_MISSING, grade_cases, load_cases
-from conftest import BROKEN_BY, BUGS, HW01, ROOT, SOLUTIONS, STUBS, case_scores, plant, planted_bugs
+from conftest import (
+    BROKEN_BY,
+    BUGS,
+    HW01,
+    ROOT,
+    SOLUTIONS,
+    STUBS,
+    assert_costs_exactly,
+    case_scores,
+    plant,
+    planted_bugs,
+)
 
 CASES = load_cases(ROOT / "assignments" / HW01 / "hidden_cases.py")
 
@@ -35,12 +46,7 @@ def test_missing_package_says_so(reference):
 @pytest.mark.parametrize("question", sorted(BUGS))
 def test_planted_bug_costs_exactly_its_question(reference, tmp_path, question):
     package = planted_bugs(tmp_path, [question])
-    per_question = case_scores(grade_cases(CASES, package, SOLUTIONS, 11))
-    for q, (got, possible) in per_question.items():
-        if q in BROKEN_BY[question]:
-            assert got < possible, f"the bug in {question} went unnoticed in {q}"
-        else:
-            assert got == possible, f"{q} lost points for a bug in {question}"
+    assert_costs_exactly(grade_cases(CASES, package, SOLUTIONS, 11), BROKEN_BY[question], question)
 
 
 def test_same_seed_same_inputs_new_seed_new_inputs(reference):
