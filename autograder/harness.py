@@ -28,7 +28,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import types
@@ -186,11 +185,11 @@ class StudentProcess:
 
     role = "student"
 
-    def __init__(self, package_dir: Path, jobs: list[dict[str, Any]], sandbox: Sandbox | None,
+    def __init__(self, package_dir: Path, jobs: list[dict[str, Any]], sandbox: Sandbox,
                  data_dir: Path | None = None, forbid_gensim: bool = False,
                  preload: list[Any] | None = None, deadline: float | None = None) -> None:
         self.sandbox = sandbox
-        self.python = sandbox.python if sandbox is not None else sys.executable
+        self.python = sandbox.python
         self.forbid_gensim = forbid_gensim
         self.preload = preload or []
         self.by_index = {job["index"]: job for job in jobs}
@@ -383,9 +382,7 @@ class ReferenceProcess(StudentProcess):
     role = "reference"
 
     def _folder(self) -> Path:
-        if self.sandbox is not None:
-            return self.sandbox.private_folder(f"reference-{secrets.token_hex(4)}")
-        return Path(tempfile.mkdtemp(prefix="genai-hw-reference-"))
+        return self.sandbox.private_folder(f"reference-{secrets.token_hex(4)}")
 
     def _data(self, data_dir: Path) -> Path:
         return data_dir  # the grader's own data, read where it is
@@ -414,8 +411,7 @@ class ReferenceProcess(StudentProcess):
         proc = subprocess.Popen([self.python, "-I", str(self.root / "genai_hw_runner.py"), str(self.root)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 cwd=str(self.root), env=self._env(), start_new_session=True)
-        if self.sandbox is not None:
-            self.sandbox.adopt(proc)  # killed with the student processes if the grading is interrupted
+        self.sandbox.adopt(proc)  # killed with the student processes if the grading is interrupted
         return proc
 
     def close(self) -> None:
