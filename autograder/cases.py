@@ -62,6 +62,11 @@ class Case:
         compare: returns None when ``got`` is right, else a short reason.
         timeout: seconds allowed for each call of the submitted function.
         check_mutation: fail if the submitted function changes its arguments.
+        forbid_torch_attention: while the submitted function runs, torch's softmax, log_softmax and
+            attention raise (:func:`wire.forbid_torch_attention`): the exercise is to build them.
+
+    ``function`` may name a method, ``"attention.TinyGPT.forward"``: its first argument is then the
+    model (a ``wire.ModelSpec``), built afresh in each process.
     """
 
     question: str
@@ -73,6 +78,7 @@ class Case:
     compare: Comparator = field(default=None)  # type: ignore[assignment]
     timeout: float = 5.0
     check_mutation: bool = True
+    forbid_torch_attention: bool = False
 
     def __post_init__(self) -> None:
         if self.compare is None:

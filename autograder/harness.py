@@ -186,11 +186,12 @@ class StudentProcess:
     role = "student"
 
     def __init__(self, package_dir: Path, jobs: list[dict[str, Any]], sandbox: Sandbox,
-                 data_dir: Path | None = None, forbid_gensim: bool = False,
+                 data_dir: Path | None = None, forbid_gensim: bool = False, forbid_torch_attention: bool = False,
                  preload: list[Any] | None = None, deadline: float | None = None) -> None:
         self.sandbox = sandbox
         self.python = sandbox.python
         self.forbid_gensim = forbid_gensim
+        self.forbid_torch_attention = forbid_torch_attention
         self.preload = preload or []
         self.by_index = {job["index"]: job for job in jobs}
         self.pending = list(jobs)
@@ -276,6 +277,7 @@ class StudentProcess:
         self._kill_all()  # nothing of an earlier runner survives into this one
         self.proc = self._launch()
         header = {"key": self.key.hex(), "cases": self.pending, "forbid_gensim": self.forbid_gensim,
+                  "forbid_torch_attention": self.forbid_torch_attention,
                   "preload": [wire.encode(r) for r in self.preload], "role": self.role}
         try:
             self.proc.stdin.write(json.dumps(header).encode("utf-8") + b"\n")
@@ -570,7 +572,7 @@ class GradingSession:
             return
         jobs = [
             {"index": index, "function": case.function, "timeout": case.timeout,
-             "check_mutation": case.check_mutation,
+             "check_mutation": case.check_mutation, "forbid_torch_attention": case.forbid_torch_attention,
              "calls": [{"args": wire.encode(c.args), "kwargs": wire.encode(c.kwargs)} for c in self.calls[index]]}
             for index, case in enumerate(self.cases) if index in self.calls
         ]
@@ -579,7 +581,8 @@ class GradingSession:
         if self.sandbox is None:
             self.sandbox = Sandbox(python=self.python)
         try:
-            reference_jobs = [{**job, "check_mutation": False, "timeout": job["timeout"] * REFERENCE_SLACK}
+            reference_jobs = [{**job, "check_mutation": False, "forbid_torch_attention": False,
+                               "timeout": job["timeout"] * REFERENCE_SLACK}
                               for job in jobs]
             self.oracle = ReferenceProcess(self.reference, reference_jobs, self.sandbox, data_dir=self.data_dir,
                                            preload=list(resources.values()), deadline=deadline)
@@ -588,6 +591,7 @@ class GradingSession:
             self.work_error = _grader_error(err)
         self.student = StudentProcess(self.package_dir, jobs, self.sandbox, data_dir=self.data_dir,
                                       forbid_gensim=bool(resources), preload=list(resources.values()),
+                                      forbid_torch_attention=any(c.forbid_torch_attention for c in self.cases),
                                       deadline=deadline)
         self.student.start()
 
@@ -664,7 +668,7 @@ class GradingSession:
         if "broken" in record:
             return CaseResult(case, False, f"{case.what}: {record['broken']}", **counts)
         if record.get("import_error"):
-            module = case.function.rpartition(".")[0]
+            module = case.function.split(".")[0]
             return CaseResult(case, False, f"{case.what}: could not import genai_hw.{module}: {record['import_error']}",
                               **counts)
         got_calls = record.get("calls") or []

@@ -188,6 +188,10 @@ def main():
     wire.STUDENT_SIDE = job.get("role", "student") == "student"
     signal.signal(signal.SIGALRM, _on_alarm)
     _deterministic_cuda(wire)
+    if job.get("forbid_torch_attention"):
+        # Before the package is imported, so that a module that imports torch's softmax or attention
+        # by name gets the guarded function.
+        wire.forbid_torch_attention()
     # Import the whole package now, before the harness lets the notebook run.
     for info in pkgutil.iter_modules([os.path.join(package_root, "genai_hw")]):
         try:
@@ -205,18 +209,23 @@ def main():
             pass
     for case in job["cases"]:
         emit({"event": "start", "case": case["index"]})
-        module_name, _, function_name = case["function"].rpartition(".")
+        module_name, *attributes = case["function"].split(".")
         record = {"event": "done", "case": case["index"], "calls": []}
         try:
-            module = importlib.import_module(f"genai_hw.{module_name}")
-            function = getattr(module, function_name)
+            function = importlib.import_module(f"genai_hw.{module_name}")
+            for attribute in attributes:  # "attention.TinyGPT.forward": a method, called with the model first
+                function = getattr(function, attribute)
         except BaseException as err:  # noqa: BLE001
             info = _exception_info(err)
             record["import_error"] = f"{info['types'][0]}: {info['message']}"
         else:
             for number, one_call in enumerate(case["calls"]):
                 emit({"event": "call", "case": case["index"], "call": number})
-                outcome = _run_call(function, wire, one_call, case["timeout"], case["check_mutation"])
+                wire.torch_attention_guard(bool(case.get("forbid_torch_attention")))
+                try:
+                    outcome = _run_call(function, wire, one_call, case["timeout"], case["check_mutation"])
+                finally:
+                    wire.torch_attention_guard(False)
                 record["calls"].append(outcome)
                 if outcome["status"] == "timeout":
                     break  # the case has failed; do not spend more time on it

@@ -174,9 +174,21 @@ class ModelSpec:
     like ``x_t``: ``Linear(dim + 8, hidden) - SiLU - Linear(hidden, dim)`` on the flattened example next to a
     learned 8-number embedding of ``t`` (``"zero": True``: it predicts zeros). It checks how it is called
     and raises a clear error otherwise.
+
+    ``ModelSpec("block", 3, {"d_model": 16, "n_heads": 2})`` and ``ModelSpec("gpt", 3, {"vocab_size": 11,
+    "context_length": 8, "d_model": 16, "n_heads": 2, "n_layers": 2})``: the package's own
+    ``attention.TransformerBlock`` / ``attention.TinyGPT`` (its given ``__init__``), with every parameter then
+    drawn from the seed in name order (layer-norm weights near 1, the rest ``0.3 * N(0, 1)``), so that
+    the layer norms matter and the same seed gives the same network in every process.
+
+    ``ModelSpec("lm", 3, {"vocab_size": 7, "context_length": 5})``: a small language model for
+    ``sampling.generate``: ``model(x)`` with ``x`` a (1, n) long tensor, ``1 <= n <= context_length``, on
+    the model's device, returns logits (1, n, V) where position ``i`` scores the mean of the learned
+    embeddings of tokens ``0 .. i`` (so every position and the cropping of the context change the
+    answer); ``model.context_length`` is its context window. It raises a clear error when called otherwise.
     """
 
-    KINDS = ("denoiser",)
+    KINDS = ("denoiser", "block", "gpt", "lm")
 
     def __init__(self, kind: str, seed: int, options: dict | None = None) -> None:
         if kind not in self.KINDS:
@@ -184,6 +196,63 @@ class ModelSpec:
         self.kind, self.seed, self.options = kind, int(seed), dict(options or {})
 
     def make(self) -> Any:
+        if self.kind in ("block", "gpt"):
+            return self._package_model()
+        if self.kind == "lm":
+            return self._language_model()
+        return self._denoiser()
+
+    def _package_model(self) -> Any:
+        import importlib
+
+        import torch
+
+        attention = importlib.import_module("genai_hw.attention")
+        o = dict(self.options)
+        if self.kind == "block":
+            model = attention.TransformerBlock(int(o.get("d_model", 16)), int(o.get("n_heads", 2)))
+        else:
+            model = attention.TinyGPT(int(o.get("vocab_size", 11)), int(o.get("context_length", 8)),
+                                      int(o.get("d_model", 16)), int(o.get("n_heads", 2)), int(o.get("n_layers", 2)))
+        draws = torch.Generator().manual_seed(self.seed)
+        with torch.no_grad():
+            for name, parameter in sorted(model.named_parameters()):
+                noise = torch.randn(parameter.shape, generator=draws)
+                norm_weight = name.rsplit(".", 2)[-2].startswith("ln") and name.endswith(".weight")
+                parameter.copy_(1 + 0.2 * noise if norm_weight else float(o.get("scale", 0.3)) * noise)
+        return model.to(tensor_device())
+
+    def _language_model(self) -> Any:
+        import torch
+
+        o = {"vocab_size": 7, "context_length": 5, **self.options}
+        vocab, context = int(o["vocab_size"]), int(o["context_length"])
+
+        class LanguageModel(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.context_length = context
+                self.embed = torch.nn.Embedding(vocab, 8)
+                self.out = torch.nn.Linear(8, vocab, bias=False)
+
+            def forward(self, x: Any) -> Any:
+                device = self.out.weight.device
+                if not isinstance(x, torch.Tensor) or x.dtype != torch.long or x.ndim != 2 or x.shape[0] != 1:
+                    raise ValueError(f"the model takes a (1, n) long tensor of token ids, got "
+                                     f"{x!r}"[:300])
+                if x.device != device:
+                    raise ValueError(f"the model's parameters are on {device}; its input came on {x.device}")
+                if not 1 <= x.shape[1] <= context:
+                    raise ValueError(f"the model reads 1 to {context} tokens (its context_length), got {x.shape[1]}")
+                if int(x.min()) < 0 or int(x.max()) >= vocab:
+                    raise ValueError(f"token ids must lie in 0 .. {vocab - 1}, got {x.tolist()}"[:300])
+                steps = torch.arange(1, x.shape[1] + 1, device=device, dtype=torch.float32)[None, :, None]
+                return self.out(self.embed(x).cumsum(dim=1) / steps) * 3.0
+
+        torch.manual_seed(self.seed)
+        return LanguageModel().to(tensor_device())
+
+    def _denoiser(self) -> Any:
         import torch
 
         o = {"dim": 2, "hidden": 16, "steps": 50, **self.options}
@@ -230,6 +299,56 @@ class TorchRngSpec:
 
     def __repr__(self) -> str:
         return f"torch.Generator().manual_seed({self.seed})"
+
+
+TORCH_ATTENTION = (
+    ("torch", "softmax"), ("torch", "log_softmax"), ("torch", "_softmax"), ("torch", "_log_softmax"),
+    ("torch.Tensor", "softmax"), ("torch.Tensor", "log_softmax"),
+    ("torch.nn.functional", "softmax"), ("torch.nn.functional", "log_softmax"),
+    ("torch.nn.functional", "scaled_dot_product_attention"), ("torch.nn.functional", "multi_head_attention_forward"),
+    ("torch._C._nn", "scaled_dot_product_attention"), ("torch.special", "softmax"), ("torch.special", "log_softmax"),
+    ("torch.nn.MultiheadAttention", "forward"), ("torch.nn.Softmax", "forward"), ("torch.nn.LogSoftmax", "forward"),
+)
+"""What :func:`forbid_torch_attention` guards: the public names (and their C aliases) of torch's softmax
+and attention. A check of honest work, not a boundary: code that reads the runner can switch it off."""
+_guard_on = [False]
+
+
+def forbid_torch_attention() -> None:
+    """In this process, make torch's softmax, log_softmax and attention raise while the guard is on.
+
+    Installed before the submitted package is imported (so that ``from torch.nn.functional import
+    scaled_dot_product_attention`` gets the guarded function); the runner switches the guard on
+    (:func:`torch_attention_guard`) only while it calls a function of a case with
+    ``forbid_torch_attention``, so torch's own code and the other exercises are unaffected.
+    """
+    import importlib
+
+    import torch
+
+    def guarded(label: str, original: Any) -> Any:
+        def function(*args: Any, **kwargs: Any) -> Any:
+            if _guard_on[0]:
+                raise RuntimeError(f"{label} is off limits in this exercise: the point is to build it "
+                                   "(see the docstring)")
+            return original(*args, **kwargs)
+        function.__name__ = getattr(original, "__name__", "guarded")
+        return function
+
+    for owner_name, attribute in TORCH_ATTENTION:
+        owner: Any = torch
+        for part in owner_name.split(".")[1:]:
+            owner = getattr(owner, part, None)
+        if owner is None and owner_name.count(".") == 1:
+            owner = importlib.import_module(owner_name)
+        original = getattr(owner, attribute, None) if owner is not None else None
+        if original is not None:
+            setattr(owner, attribute, guarded(f"{owner_name}.{attribute}", original))
+
+
+def torch_attention_guard(on: bool) -> None:
+    """Switch the guard of :func:`forbid_torch_attention` on or off (it does nothing where not installed)."""
+    _guard_on[0] = bool(on)
 
 
 def realize_args(args: Any) -> Any:

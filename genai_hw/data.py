@@ -14,6 +14,11 @@
   0..16 (the UCI "Optical Recognition of Handwritten Digits" test set, as
   scikit-learn bundles it). :func:`load_digits` returns them scaled to [0, 1].
 
+- ``moby_dick_27.txt``: the same book over homework 1's 27 symbols (what ``ngrams.normalize`` makes of
+  it), one line; :func:`load_moby_dick_27` reads it (homework 5's character model).
+- ``tiny_gpt_moby.npz``: homework 5's character-level TinyGPT trained on that text
+  (``attention.load_tiny_gpt``).
+
 - ``grace_hopper_64.npz``: a 64 x 64 grey photograph of Grace Hopper (the
   official US Navy portrait, public domain, from matplotlib's sample data).
   :func:`load_picture` returns it scaled to [0, 1].
@@ -29,6 +34,7 @@ from typing import Any
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 MOBY_DICK_PATH = DATA_DIR / "moby_dick.txt"
+MOBY_DICK_27_PATH = DATA_DIR / "moby_dick_27.txt"
 WORD_VECTORS_PATH = DATA_DIR / "word2vec_bolukbasi_f16.npz"
 DIGITS_PATH = DATA_DIR / "digits_8x8.npz"
 PICTURE_PATH = DATA_DIR / "grace_hopper_64.npz"
@@ -68,6 +74,15 @@ def _data_file(path: Path | str) -> Path:
 def load_moby_dick() -> str:
     """The full text of Moby-Dick (book only, original case and punctuation)."""
     return strip_gutenberg(_data_file(MOBY_DICK_PATH).read_text(encoding="utf-8-sig"))
+
+
+def load_moby_dick_27() -> str:
+    """Moby-Dick over the 27 symbols of homework 1 (A-Z and space): the book after ``normalize``.
+
+    ``load_moby_dick_27()[:22]`` is ``"MOBY DICK OR THE WHALE"``; 1,174,206 characters. Split it with
+    :func:`split_text` (``0.9``) for homework 1's training text and held-out text.
+    """
+    return _data_file(MOBY_DICK_27_PATH).read_text(encoding="ascii")
 
 
 def split_text(text: str, train_fraction: float = 0.9) -> tuple[str, str]:
