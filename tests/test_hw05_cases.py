@@ -31,15 +31,18 @@ BUGS = {
     "q6": ("attention", "    x = self.token_embedding(ids) + self.position_embedding(positions)",
            "    x = self.token_embedding(ids)"),
     # no shift: every position asked to predict the token it already reads
-    "q7": ("attention", "    return nn.functional.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))",
+    "q7": ("attention",
+           "    return nn.functional.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))",
            "    return nn.functional.cross_entropy(logits.reshape(-1, V), ids.reshape(-1))"),
     # temperature multiplied instead of divided
-    "q8": ("sampling", "    return softmax(logits / temperature, dim=-1)", "    return softmax(logits * temperature, dim=-1)"),
+    "q8": ("sampling", "    return softmax(logits / temperature, dim=-1)",
+           "    return softmax(logits * temperature, dim=-1)"),
     # the draw from torch's global generator instead of the one passed in
     "q9": ("sampling", "    return int(torch.multinomial(probabilities.cpu(), 1, generator=generator))",
            "    return int(torch.multinomial(probabilities.cpu(), 1))"),
     # the context cropped to the first tokens instead of the last
-    "q10": ("sampling", "            context = torch.tensor([ids[-model.context_length:]], dtype=torch.long, device=device)",
+    "q10": ("sampling",
+            "            context = torch.tensor([ids[-model.context_length:]], dtype=torch.long, device=device)",
             "            context = torch.tensor([ids[:model.context_length]], dtype=torch.long, device=device)"),
 }
 # The attention functions call the student's softmax, causal_mask and attention; the block and the model
@@ -88,7 +91,8 @@ BUILTINS = {
          "    return torch_attention(q, k, v, attn_mask=mask), weights\n"], {"q3", "q4", "q5", "q6"}),
     # multi-head attention from torch.nn.MultiheadAttention with the weights copied in
     "MultiheadAttention": (
-        "attention", ["    out, weights = scaled_dot_product_attention(heads(x @ w_q), heads(x @ w_k), heads(x @ w_v), mask)\n"],
+        "attention",
+        ["    out, weights = scaled_dot_product_attention(heads(x @ w_q), heads(x @ w_k), heads(x @ w_v), mask)\n"],
         ["    layer = nn.MultiheadAttention(D, n_heads, bias=False, batch_first=True).to(x.device, x.dtype)\n"
          "    with torch.no_grad():\n"
          "        layer.in_proj_weight.copy_(torch.cat([w_q.T, w_k.T, w_v.T]))\n"
@@ -111,6 +115,7 @@ def test_an_exercise_that_calls_torchs_own_softmax_or_attention_loses_its_questi
 
 def test_the_guard_leaves_torch_alone_outside_the_guarded_exercises(tmp_path):
     """apply_temperature may use torch's softmax: only the attention exercises are checked."""
-    old, new = "    return softmax(logits / temperature, dim=-1)", "    return torch.softmax(logits / temperature, dim=-1)"
+    old = "    return softmax(logits / temperature, dim=-1)"
+    new = "    return torch.softmax(logits / temperature, dim=-1)"
     results = grade_cases(CASES, plant(tmp_path, {"sampling": [(old, new)]}), SOLUTIONS, 7)
     assert all(r.passed for r in results), [r.message for r in results if not r.passed]
