@@ -56,7 +56,8 @@ def planted_bugs(tmp: Path, questions: list[str]) -> Path:
 HW02 = "hw02_tokens_embeddings"
 HW03 = "hw03_gans_vaes"
 HW04 = "hw04_diffusion"
-HOMEWORKS = [HW01, HW02, HW03, HW04]
+HW05 = "hw05_transformers"
+HOMEWORKS = [HW01, HW02, HW03, HW04, HW05]
 
 
 @pytest.fixture(scope="session")

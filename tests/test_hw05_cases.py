@@ -119,3 +119,19 @@ def test_the_guard_leaves_torch_alone_outside_the_guarded_exercises(tmp_path):
     new = "    return torch.softmax(logits / temperature, dim=-1)"
     results = grade_cases(CASES, plant(tmp_path, {"sampling": [(old, new)]}), SOLUTIONS, 7)
     assert all(r.passed for r in results), [r.message for r in results if not r.passed]
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_grader_the_reference_scores_full_marks_with_cuda_tensors(tmp_path):
+    """The runner hands the submitted functions CUDA tensors and builds the models there; generate's model
+    checks that its input comes on its device, and sampling draws on the CPU: the marks stay the same."""
+    from autograder.harness import gpu_visible
+
+    assert gpu_visible()
+    results = grade_cases(CASES, SOLUTIONS, SOLUTIONS, 21)
+    assert all(r.passed for r in results), [r.message for r in results if not r.passed]
+    # and the tensors really were on the GPU: a softmax that refuses CPU tensors still passes
+    old = "    shifted = x - x.amax(dim=dim, keepdim=True)"
+    cuda_only = plant(tmp_path, {"attention": [(old, "    assert x.is_cuda, 'not on the GPU'\n" + old)]})
+    results = grade_cases([c for c in CASES if c.question == "q1"], cuda_only, SOLUTIONS, 22)
+    assert all(r.passed for r in results), [r.message for r in results if not r.passed]

@@ -328,3 +328,27 @@ def test_hw04_release_verified_and_clean(release_of):
                                                                                   "diffusion")}
     assert "- torch==2.13.0+cpu" in requirements
     assert "diffusers" not in requirements  # the oracle of the project's tests, not part of grading
+
+
+def test_hw05_release_verified_and_clean(release_of):
+    from conftest import HW05
+
+    released = release_of(HW05)
+    messages = "\n".join(released["messages"])
+    assert "reference submission scores 24/24" in messages and "stubs submission scores 0/24" in messages
+    cases = [c.name for c in load_cases(ROOT / "assignments" / HW05 / "hidden_cases.py")]
+    master = ROOT / "assignments" / HW05 / f"{HW05}.ipynb"
+    assert scan_student_release(released["student"], SOLUTIONS, cases, master) == []
+    package = {p.relative_to(released["student"]).as_posix() for p in (released["student"] / "genai_hw").rglob("*")
+               if p.is_file()}
+    assert {"genai_hw/attention.py", "genai_hw/sampling.py", "genai_hw/data/moby_dick_27.txt",
+            "genai_hw/data/tiny_gpt_moby.npz"} <= package
+    # homework 1's code (its normalize and perplexity) is not shipped: the text and the n-gram figures come as data
+    assert not any(m in package for m in ("genai_hw/ngrams.py", "genai_hw/diffusion.py", "genai_hw/data/moby_dick.txt",
+                                          "genai_hw/data/word2vec_bolukbasi_f16.npz"))
+    with zipfile.ZipFile(released["zip"]) as zf:
+        reference = {n for n in zf.namelist() if n.startswith("genai_hw_grading/reference/")}
+        requirements = zf.read("environment.yml").decode()
+    assert reference == {f"genai_hw_grading/reference/genai_hw/{m}.py" for m in ("__init__", "data", "utils",
+                                                                                  "attention", "sampling")}
+    assert "- torch==2.13.0+cpu" in requirements

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter
 
 import numpy as np
@@ -165,3 +166,46 @@ def test_a_model_and_a_torch_generator_travel_as_seeds_and_are_built_alike():
         wire.decode({"t": "model", "kind": "gan", "seed": 1, "v": {"t": "dict", "v": []}})
     with pytest.raises(wire.WireError):
         wire.decode({"t": "trng", "v": "1"})
+
+
+def test_the_packages_block_and_model_travel_as_seeds_with_every_weight_drawn(monkeypatch):
+    """A "block" or "gpt" spec builds the package's own class (its given __init__) and draws every parameter
+    from the seed: the same network in every process, with layer norms that are not the identity."""
+    import torch
+
+    for name in [n for n in sys.modules if n == "genai_hw" or n.startswith("genai_hw.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(str(SOLUTIONS.parent))  # the reference package, as a runner imports it: genai_hw
+    try:
+        options = {"vocab_size": 11, "context_length": 6, "d_model": 8, "n_heads": 2, "n_layers": 2}
+        spec = wire.loads(wire.dumps(wire.ModelSpec("gpt", 4, options)))
+        first, second = spec.make(), wire.ModelSpec("gpt", 4, options).make()
+        assert type(first).__module__ == "genai_hw.attention" and type(first).__name__ == "TinyGPT"
+        for (name, p), q in zip(first.named_parameters(), second.parameters()):
+            assert torch.equal(p, q), name
+        ln = dict(first.named_parameters())["blocks.0.ln_1.weight"]
+        assert not torch.equal(ln, torch.ones_like(ln)) and (ln - 1).abs().max() < 1.5
+        other = wire.ModelSpec("gpt", 5, options).make()
+        assert not torch.equal(first.unembedding.weight, other.unembedding.weight)
+        zero = wire.ModelSpec("block", 0, {"d_model": 4, "n_heads": 2, "scale": 0.0}).make()
+        x = torch.randn(1, 3, 4)
+        assert torch.equal(zero(x), x)  # residual branches with zero weights add nothing
+    finally:
+        sys.path.remove(str(SOLUTIONS.parent))
+        for name in [n for n in sys.modules if n == "genai_hw" or n.startswith("genai_hw.")]:
+            del sys.modules[name]
+
+
+def test_the_language_model_for_generate_checks_how_it_is_called():
+    import torch
+
+    lm = wire.realize(wire.loads(wire.dumps(wire.ModelSpec("lm", 3, {"vocab_size": 7, "context_length": 4}))))
+    assert lm.context_length == 4
+    logits = lm(torch.tensor([[1, 2, 3]]))
+    assert logits.shape == (1, 3, 7)
+    assert not torch.allclose(logits[0, 1], logits[0, 2])  # every position scores its own prefix
+    assert not torch.allclose(lm(torch.tensor([[2, 3]]))[0, -1], logits[0, -1])  # and the crop matters
+    for bad, words in ((torch.tensor([[1, 2, 3, 4, 5]]), "1 to 4 tokens"), (torch.tensor([1, 2]), r"\(1, n\)"),
+                       (torch.tensor([[1.0]]), r"\(1, n\)"), (torch.tensor([[7]]), "0 .. 6")):
+        with pytest.raises(ValueError, match=words):
+            lm(bad)
