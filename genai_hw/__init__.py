@@ -9,6 +9,9 @@ assignment text. The notebooks in the homework folders call into this package.
 - ``embeddings``: word vectors, cosine similarity, analogies, embedding matrices (homework 2).
 - ``gan``: the losses and the training step of a generative adversarial network (homework 3).
 - ``vae``: a variational autoencoder's sampling, KL term and loss (homework 3).
+- ``diffusion``: noising schedules, the denoising loss and DDPM sampling (homework 4).
+- ``attention``: softmax, self-attention, a transformer block and a tiny GPT (homework 5).
+- ``sampling``: temperature, top-k and generating text one token at a time (homework 5).
 - ``data``: loaders for the offline data that ships with the package.
 - ``utils``: seeding, device choice and the grader's cheap mode.
 

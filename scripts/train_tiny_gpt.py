@@ -1,6 +1,6 @@
 """Train homework 5's character-level TinyGPT on Moby-Dick and write genai_hw/data/tiny_gpt_moby.npz.
 
-    python scripts/train_tiny_gpt.py [--steps 2500] [--threads 2]
+    python scripts/train_tiny_gpt.py [--steps 4000] [--threads 2]
 
 Deterministic: the same seed, thread count and torch build give the same weights (seeded initialisation
 and batches, ``torch.use_deterministic_algorithms``). It trains the reference ``attention.TinyGPT`` with
@@ -40,7 +40,7 @@ def learning_rate(step: int, steps: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2500)
+    parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
