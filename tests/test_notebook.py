@@ -13,7 +13,7 @@ import pytest
 from nbclient import NotebookClient
 
 from autograder.release import copy_package, find_homeworks, release_contents
-from conftest import HOMEWORKS, HW01, HW02, HW04, ROOT, SOLUTIONS, STUBS, package_questions
+from conftest import HOMEWORKS, HW01, HW02, HW04, HW05, ROOT, SOLUTIONS, STUBS, package_questions
 
 pytestmark = pytest.mark.slow
 
@@ -72,6 +72,16 @@ def test_runs_end_to_end_with_the_reference(release_of, hw, tmp_path):
                          printed)
         assert near and int(near.group(1)) >= 80, printed[-3000:]  # the denoiser learned the ring
         assert min(int(n) for n in near.group(2).split(",")) >= 100, near.group(0)  # and every one of its 8 modes
+    elif hw == HW05:
+        # the shipped checkpoint measured in the notebook, next to homework 1's n-grams: the soft lookup wins
+        compared = re.search(r"held-out perplexity per character: TinyGPT ([\d.]+), best n-gram \(N = (\d)\) ([\d.]+)",
+                             printed)
+        assert compared, printed[-3000:]
+        assert abs(float(compared.group(1)) - 3.73) < 0.01 and compared.group(2) == "5", compared.group(0)
+        assert float(compared.group(1)) < float(compared.group(3)), compared.group(0)
+        for temperature in ("0", "0.7", "1.2"):
+            line = rf"temperature {re.escape(temperature)}: THIS IS THE Q[A-Z ]{{150,}}"
+            assert re.search(line, printed), temperature
     else:
         assert "Adam betas (0.5, 0.999): modes covered by seeds 0, 1, 2: [8, 8, 8] of 8" in printed, printed[-3000:]
         assert "saturating gradient" in printed and "after the last" in printed

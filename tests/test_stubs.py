@@ -73,10 +73,13 @@ def _exercises():
         source = path.read_text()
         for match in re.finditer(r"# BEGIN SOLUTION hw(\d+) (q\w+)", source):
             line = source[: match.start()].count("\n") + 1
-            functions = [n for n in ast.walk(ast.parse(source))
+            tree = ast.parse(source)
+            functions = [n for n in ast.walk(tree)
                          if isinstance(n, ast.FunctionDef) and n.lineno < line <= n.end_lineno]
             if functions:
-                found.append((path.stem, min(functions, key=lambda n: n.end_lineno - n.lineno).name, match[2]))
+                function = min(functions, key=lambda n: n.end_lineno - n.lineno)
+                owner = [c.name for c in ast.walk(tree) if isinstance(c, ast.ClassDef) and function in c.body]
+                found.append((path.stem, ".".join([*owner, function.name]), match[2]))
     return found
 
 
@@ -140,8 +143,27 @@ def test_stub_raises_not_implemented_naming_question(module, function, question)
                           torch.zeros(2, 1)),
         "sample": (zero, (2, 1), torch.full((2,), 0.1), torch.Generator().manual_seed(0)),
     }
-    with pytest.raises(NotImplementedError, match=rf"{function}\(\).*question {question}\)"):
-        getattr(stub_module, function)(*valid[function])
+    ids = torch.zeros(1, 3, dtype=torch.long)
+    valid.update({
+        "softmax": (torch.zeros(3),),
+        "causal_mask": (3,),
+        "scaled_dot_product_attention": (torch.zeros(2, 4), torch.zeros(3, 4), torch.zeros(3, 2)),
+        "multi_head_attention": (torch.zeros(1, 3, 4), *[torch.eye(4)] * 4, 2),
+        "TransformerBlock.forward": (stub_module.TransformerBlock(4, 2), torch.zeros(1, 3, 4))
+        if module == "attention" else (),
+        "TinyGPT.forward": (stub_module.TinyGPT(5, 4, 8, 2, 1), ids) if module == "attention" else (),
+        "next_token_loss": (torch.zeros(1, 3, 5), ids),
+        "apply_temperature": (torch.zeros(3), 1.0),
+        "sample_next_token": (torch.zeros(3), 1.0, torch.Generator()),
+    })
+    if module == "sampling":
+        valid["generate"] = (torch.nn.Module(), [1, 2], 3, 1.0, torch.Generator())
+    target = stub_module
+    for part in function.split("."):
+        target = getattr(target, part)
+    name = function.split(".")[-1]
+    with pytest.raises(NotImplementedError, match=rf"{name}\(\).*question {question}\)"):
+        target(*valid[function])
 
 
 def test_solutions_import_their_own_package_relatively():
