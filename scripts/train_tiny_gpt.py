@@ -3,13 +3,21 @@
     python scripts/train_tiny_gpt.py [--steps 4000] [--threads 2]
 
 Deterministic: the same seed, thread count and torch build give the same weights (seeded initialisation
-and batches, ``torch.use_deterministic_algorithms``). It trains the reference ``attention.TinyGPT`` with
-the reference ``next_token_loss`` on the training 90 % of ``data.load_moby_dick_27()`` (homework 1's split,
-``split_text(text, 0.9)``), rounds the weights to float16 (how they are stored), and measures on the
-held-out 10 %: the model's perplexity per character (``attention.heldout_perplexity``) and homework 1's
-n-gram models for N = 1..6 (the reference ``ngrams.perplexity`` with ``k = 0.1``, counts of the training
-text). Everything it measured goes into the file's ``info`` (JSON) next to the weights (``w/<name>``),
-and is printed; the data README quotes the figures. Run ``genai-hw stubs`` afterwards to copy the file
+and batches, ``torch.use_deterministic_algorithms``). It trains the reference ``attention.TinyGPT`` on the
+training 90 % of ``data.load_moby_dick_27()`` (homework 1's split, ``split_text(text, 0.9)``), rounds the
+weights to float16 (how they are stored), and measures on the held-out 10 %: the model's perplexity per
+character (``attention.heldout_perplexity``), its perplexity at the last position of a full window (what
+``sampling.generate`` reads once the text fills the window), and homework 1's n-gram models for N = 1..6
+(the reference ``ngrams.perplexity`` with ``k = 0.1``, counts of the training text).
+
+The loss is ``next_token_loss``'s cross-entropy with one more target: a batch of windows of 129 characters,
+the model reads the first 128 and every one of its 128 positions predicts the character after it.
+``next_token_loss(model(x), x)`` on windows of 128 would score only positions 0 .. 126, and position 127
+(its position embedding included) would never learn, although ``generate`` reads exactly that position
+once the text is 128 characters long.
+
+Everything it measured goes into the file's ``info`` (JSON) next to the weights (``w/<name>``), and is
+printed; the data README quotes the figures. Run ``genai-hw stubs`` afterwards to copy the file
 into ``genai_hw/``.
 """
 
@@ -66,9 +74,10 @@ def main() -> None:
     for step in range(args.steps):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args.steps)
-        offsets = torch.randint(0, len(train) - size, (BATCH,), generator=batches)
-        x = torch.stack([train[o:o + size] for o in offsets.tolist()])
-        loss = attention.next_token_loss(model(x), x)
+        offsets = torch.randint(0, len(train) - size - 1, (BATCH,), generator=batches)
+        windows = torch.stack([train[o:o + size + 1] for o in offsets.tolist()])
+        logits = model(windows[:, :-1])
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), windows[:, 1:].reshape(-1))
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -86,6 +95,14 @@ def main() -> None:
         for p in model.parameters():
             p.copy_(p.half().float())  # measure the weights as they are stored
     gpt = attention.heldout_perplexity(model, heldout)
+    ids = torch.tensor(heldout, dtype=torch.long)
+    starts = range(0, len(ids) - size - 1, size)
+    with torch.no_grad():
+        nll = [float(torch.nn.functional.cross_entropy(model(torch.stack([ids[s:s + size] for s in chunk]))[:, -1],
+                                                        torch.stack([ids[s + size] for s in chunk]), reduction="sum"))
+               for chunk in (list(starts)[i:i + 64] for i in range(0, len(starts), 64))]
+    last = math.exp(sum(nll) / len(starts))
+    print(f"TinyGPT: held-out perplexity {last:.3f} at the last position of a full window", flush=True)
     table = {}
     for n in range(1, 7):
         table[str(n)] = ngrams.perplexity(ngrams.char_ngram_counts(train_text, n), heldout_text, n, k=0.1)
@@ -96,7 +113,8 @@ def main() -> None:
         "optimizer": f"AdamW(lr {LR} peak, {WARMUP} warm-up steps, cosine to a tenth; betas (0.9, 0.99), "
                      "weight decay 0.01), gradients clipped at norm 1",
         "train_characters": len(train_text), "heldout_characters": len(heldout_text),
-        "heldout_perplexity": round(gpt, 4), "ngram_heldout_perplexity": {k: round(v, 4) for k, v in table.items()},
+        "heldout_perplexity": round(gpt, 4), "last_position_perplexity": round(last, 4),
+        "ngram_heldout_perplexity": {k: round(v, 4) for k, v in table.items()},
         "ngram_k": 0.1, "loss_curve": curve,
         "command": "python scripts/train_tiny_gpt.py " + " ".join(sys.argv[1:]),
     }
