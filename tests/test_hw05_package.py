@@ -203,3 +203,11 @@ def test_the_checkpoint_loads_and_measures_what_its_file_says(a, s, reference):
     assert math.isclose(measured, info["heldout_perplexity"], rel_tol=1e-3), (measured, info["heldout_perplexity"])
     assert set(info["ngram_heldout_perplexity"]) == {"1", "2", "3", "4", "5", "6"}
     assert measured < 27  # better than guessing among the 27 symbols
+    # generate reads the last position of a full window once the text is that long: it must be trained too
+    # (next_token_loss on windows of the context's length never trains it; a first checkpoint scored 31 there)
+    ids = torch.tensor(s.encode(heldout[:129 * 300]))
+    windows = ids.reshape(300, 129)
+    with torch.no_grad():
+        last = F.cross_entropy(model(windows[:, :-1])[:, -1], windows[:, -1])
+    assert math.exp(float(last)) < 1.25 * measured, math.exp(float(last))
+    assert info["last_position_perplexity"] < 1.25 * info["heldout_perplexity"]

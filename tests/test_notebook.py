@@ -77,7 +77,7 @@ def test_runs_end_to_end_with_the_reference(release_of, hw, tmp_path):
         compared = re.search(r"held-out perplexity per character: TinyGPT ([\d.]+), best n-gram \(N = (\d)\) ([\d.]+)",
                              printed)
         assert compared, printed[-3000:]
-        assert abs(float(compared.group(1)) - 3.73) < 0.01 and compared.group(2) == "5", compared.group(0)
+        assert abs(float(compared.group(1)) - 3.71) < 0.01 and compared.group(2) == "5", compared.group(0)
         assert float(compared.group(1)) < float(compared.group(3)), compared.group(0)
         for temperature in ("0", "0.7", "1.2"):
             line = rf"temperature {re.escape(temperature)}: THIS IS THE Q[A-Z ]{{150,}}"
