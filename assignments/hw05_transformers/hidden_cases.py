@@ -57,9 +57,10 @@ def attention_fixed(rng):
     q, k, v = t([[1.0, 0.0]]), t([[1.0, 0.0], [0.0, 1.0]]), t([[1.0, 2.0], [3.0, 4.0]])
     causal3 = t(np.tril(np.ones((3, 3))), "bool")
     x = t([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
-    return [call(q, k, v), call(q, k, v, t([[True, False]])), call(q, k, v, t([[False, False]])),
-            call(x, x, x, causal3), call(t([[1e4, 0.0]]), k, v),
-            call(q, t([[1.0, 0.0, 0.0]]), v), call(q, k, v, t([[1.0, 0.0]])), call(q, k, t([[1, 2], [3, 4]], "int64"))]
+    return [call(q, k, v), call(q, k, v, t([[True, False]], "bool")), call(q, k, v, t([[False, False]], "bool")),
+            call(x, x, x, causal3), call(t([[1e4, 0.0]]), k, v), call(x, x, x, t([True, False, True], "bool")),
+            call(q, t([[1.0, 0.0, 0.0]]), v), call(q, k, v, t([[1.0, 0.0]])), call(q, k, t([[1, 2], [3, 4]], "int64")),
+            call(q, k, v, t([[True, False, True]], "bool"))]
 
 
 def attention_random(rng):
@@ -213,8 +214,8 @@ CASES = [
          "causal_mask for n = 3, 1 and 5, and bad n", exact),
     Case("q2", "causal_mask_random", 0.5, "attention.causal_mask", mask_random, "causal_mask for random n", exact),
     Case("q3", "attention_examples", 1, "attention.scaled_dot_product_attention", attention_fixed,
-         "scaled_dot_product_attention on the docstring's example, masked, a row with no allowed key, huge "
-         "scores, bad shapes and dtypes", CLOSE, **OFF_LIMITS),
+         "scaled_dot_product_attention on the docstring's example, masked, a row with no allowed key, a "
+         "broadcast mask, huge scores, bad shapes, dtypes and masks", CLOSE, **OFF_LIMITS),
     Case("q3", "attention_random", 2, "attention.scaled_dot_product_attention", attention_random,
          "scaled_dot_product_attention on random heads, with causal, random and no masks, keys longer than "
          "queries", CLOSE, **OFF_LIMITS),
