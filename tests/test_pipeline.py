@@ -283,72 +283,41 @@ def test_hw02_release_verified_and_clean(release_of):
     assert "genai_hw/ngrams.py" not in package and "genai_hw/training.py" not in package
 
 
-def test_hw03_release_verified_and_clean(release_of):
-    from conftest import HW03
+TORCH_HOMEWORKS = {
+    # points, the modules the reference carries, files the release ships, files it must not ship
+    "hw03_gans_vaes": (15, ("gan", "vae"), {"genai_hw/gan.py", "genai_hw/vae.py", "genai_hw/data/digits_8x8.npz"},
+                       {"genai_hw/ngrams.py", "genai_hw/tokenizer.py", "genai_hw/data/word2vec_bolukbasi_f16.npz"}),
+    "hw04_diffusion": (22, ("diffusion",), {"genai_hw/diffusion.py", "genai_hw/data/grace_hopper_64.npz",
+                                            "genai_hw/data/digits_8x8.npz"},
+                       {"genai_hw/gan.py", "genai_hw/ngrams.py", "genai_hw/data/word2vec_bolukbasi_f16.npz"}),
+    # homework 1's code (its normalize and perplexity) is not shipped: the text and the n-gram figures come as data
+    "hw05_transformers": (24, ("attention", "sampling"),
+                          {"genai_hw/attention.py", "genai_hw/sampling.py", "genai_hw/data/moby_dick_27.txt",
+                           "genai_hw/data/tiny_gpt_moby.npz"},
+                          {"genai_hw/ngrams.py", "genai_hw/diffusion.py", "genai_hw/data/moby_dick.txt",
+                           "genai_hw/data/word2vec_bolukbasi_f16.npz"}),
+}
 
-    released = release_of(HW03)
+
+@pytest.mark.parametrize("hw", sorted(TORCH_HOMEWORKS))
+def test_torch_homework_release_verified_and_clean(release_of, hw):
+    points, modules, shipped, absent = TORCH_HOMEWORKS[hw]
+    released = release_of(hw)
     messages = "\n".join(released["messages"])
-    assert "reference submission scores 15/15" in messages and "stubs submission scores 0/15" in messages
-    cases = [c.name for c in load_cases(ROOT / "assignments" / HW03 / "hidden_cases.py")]
-    master = ROOT / "assignments" / HW03 / f"{HW03}.ipynb"
+    assert f"reference submission scores {points}/{points}" in messages
+    assert f"stubs submission scores 0/{points}" in messages
+    cases = [c.name for c in load_cases(ROOT / "assignments" / hw / "hidden_cases.py")]
+    master = ROOT / "assignments" / hw / f"{hw}.ipynb"
     assert scan_student_release(released["student"], SOLUTIONS, cases, master) == []
     package = {p.relative_to(released["student"]).as_posix() for p in (released["student"] / "genai_hw").rglob("*")
                if p.is_file()}
-    assert {"genai_hw/gan.py", "genai_hw/vae.py", "genai_hw/data/digits_8x8.npz"} <= package
-    assert not any(m in package for m in ("genai_hw/ngrams.py", "genai_hw/tokenizer.py",
-                                          "genai_hw/data/word2vec_bolukbasi_f16.npz"))
+    assert shipped <= package and not package & absent
     with zipfile.ZipFile(released["zip"]) as zf:
         reference = {n for n in zf.namelist() if n.startswith("genai_hw_grading/reference/")}
         requirements = zf.read("environment.yml").decode()  # Otter puts the pip requirements there
-    assert reference == {f"genai_hw_grading/reference/genai_hw/{m}.py" for m in ("__init__", "data", "utils", "gan",
-                                                                                  "vae")}
+    assert reference == {f"genai_hw_grading/reference/genai_hw/{m}.py" for m in ("__init__", "data", "utils",
+                                                                                  *modules)}
     # The CPU build: PyPI's plain torch would pull gigabytes of CUDA libraries into the grading image.
     assert "- torch==2.13.0+cpu" in requirements
     assert "- --extra-index-url https://download.pytorch.org/whl/cpu" in requirements
-
-
-def test_hw04_release_verified_and_clean(release_of):
-    from conftest import HW04
-
-    released = release_of(HW04)
-    messages = "\n".join(released["messages"])
-    assert "reference submission scores 22/22" in messages and "stubs submission scores 0/22" in messages
-    cases = [c.name for c in load_cases(ROOT / "assignments" / HW04 / "hidden_cases.py")]
-    master = ROOT / "assignments" / HW04 / f"{HW04}.ipynb"
-    assert scan_student_release(released["student"], SOLUTIONS, cases, master) == []
-    package = {p.relative_to(released["student"]).as_posix() for p in (released["student"] / "genai_hw").rglob("*")
-               if p.is_file()}
-    assert {"genai_hw/diffusion.py", "genai_hw/data/grace_hopper_64.npz", "genai_hw/data/digits_8x8.npz"} <= package
-    assert not any(m in package for m in ("genai_hw/gan.py", "genai_hw/ngrams.py",
-                                          "genai_hw/data/word2vec_bolukbasi_f16.npz"))
-    with zipfile.ZipFile(released["zip"]) as zf:
-        reference = {n for n in zf.namelist() if n.startswith("genai_hw_grading/reference/")}
-        requirements = zf.read("environment.yml").decode()
-    assert reference == {f"genai_hw_grading/reference/genai_hw/{m}.py" for m in ("__init__", "data", "utils",
-                                                                                  "diffusion")}
-    assert "- torch==2.13.0+cpu" in requirements
     assert "diffusers" not in requirements  # the oracle of the project's tests, not part of grading
-
-
-def test_hw05_release_verified_and_clean(release_of):
-    from conftest import HW05
-
-    released = release_of(HW05)
-    messages = "\n".join(released["messages"])
-    assert "reference submission scores 24/24" in messages and "stubs submission scores 0/24" in messages
-    cases = [c.name for c in load_cases(ROOT / "assignments" / HW05 / "hidden_cases.py")]
-    master = ROOT / "assignments" / HW05 / f"{HW05}.ipynb"
-    assert scan_student_release(released["student"], SOLUTIONS, cases, master) == []
-    package = {p.relative_to(released["student"]).as_posix() for p in (released["student"] / "genai_hw").rglob("*")
-               if p.is_file()}
-    assert {"genai_hw/attention.py", "genai_hw/sampling.py", "genai_hw/data/moby_dick_27.txt",
-            "genai_hw/data/tiny_gpt_moby.npz"} <= package
-    # homework 1's code (its normalize and perplexity) is not shipped: the text and the n-gram figures come as data
-    assert not any(m in package for m in ("genai_hw/ngrams.py", "genai_hw/diffusion.py", "genai_hw/data/moby_dick.txt",
-                                          "genai_hw/data/word2vec_bolukbasi_f16.npz"))
-    with zipfile.ZipFile(released["zip"]) as zf:
-        reference = {n for n in zf.namelist() if n.startswith("genai_hw_grading/reference/")}
-        requirements = zf.read("environment.yml").decode()
-    assert reference == {f"genai_hw_grading/reference/genai_hw/{m}.py" for m in ("__init__", "data", "utils",
-                                                                                  "attention", "sampling")}
-    assert "- torch==2.13.0+cpu" in requirements
