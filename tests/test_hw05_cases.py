@@ -35,8 +35,8 @@ BUGS = {
            "    return nn.functional.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))",
            "    return nn.functional.cross_entropy(logits.reshape(-1, V), ids.reshape(-1))"),
     # temperature multiplied instead of divided
-    "q8": ("sampling", "    return softmax(logits / temperature, dim=-1)",
-           "    return softmax(logits * temperature, dim=-1)"),
+    "q8": ("sampling", "    return torch.softmax(logits / temperature, dim=-1)",
+           "    return torch.softmax(logits * temperature, dim=-1)"),
     # the draw from torch's global generator instead of the one passed in
     "q9": ("sampling", "    return int(torch.multinomial(probabilities.cpu(), 1, generator=generator))",
            "    return int(torch.multinomial(probabilities.cpu(), 1))"),
@@ -46,8 +46,9 @@ BUGS = {
             "            context = torch.tensor([ids[:model.context_length]], dtype=torch.long, device=device)"),
 }
 # The attention functions call the student's softmax, causal_mask and attention; the block and the model
-# call multi_head_attention; apply_temperature calls softmax, sampling apply_temperature, generate sampling.
-BROKEN_BY = {"q1": {"q1", "q3", "q8"}, "q2": {"q2", "q4", "q5", "q6"}, "q3": {"q3", "q4", "q5", "q6"},
+# call multi_head_attention; sampling calls apply_temperature, generate sample_next_token (sampling.py does not
+# use attention.py: a broken attention module costs no sampling question).
+BROKEN_BY = {"q1": {"q1", "q3"}, "q2": {"q2", "q4", "q5", "q6"}, "q3": {"q3", "q4", "q5", "q6"},
              "q4": {"q4", "q5", "q6"}, "q5": {"q5", "q6"}, "q6": {"q6"}, "q7": {"q7"}, "q8": {"q8", "q9", "q10"},
              "q9": {"q9", "q10"}, "q10": {"q10"}}
 
@@ -114,9 +115,10 @@ def test_an_exercise_that_calls_torchs_own_softmax_or_attention_loses_its_questi
 
 
 def test_the_guard_leaves_torch_alone_outside_the_guarded_exercises(tmp_path):
-    """apply_temperature may use torch's softmax: only the attention exercises are checked."""
-    old = "    return softmax(logits / temperature, dim=-1)"
-    new = "    return torch.softmax(logits / temperature, dim=-1)"
+    """apply_temperature may use torch's softmax (as the reference does, by another name here): only the
+    attention exercises are checked."""
+    old = "    return torch.softmax(logits / temperature, dim=-1)"
+    new = "    return torch.nn.functional.softmax(logits / temperature, dim=-1)"
     results = grade_cases(CASES, plant(tmp_path, {"sampling": [(old, new)]}), SOLUTIONS, 7)
     assert all(r.passed for r in results), [r.message for r in results if not r.passed]
 
@@ -135,3 +137,11 @@ def test_on_a_gpu_grader_the_reference_scores_full_marks_with_cuda_tensors(tmp_p
     cuda_only = plant(tmp_path, {"attention": [(old, "    assert x.is_cuda, 'not on the GPU'\n" + old)]})
     results = grade_cases([c for c in CASES if c.question == "q1"], cuda_only, SOLUTIONS, 22)
     assert all(r.passed for r in results), [r.message for r in results if not r.passed]
+
+
+def test_a_broken_attention_module_costs_no_sampling_question(tmp_path):
+    """A syntax error in attention.py (a half-written exercise) costs its own questions, not sampling's."""
+    marker = "    # BEGIN SOLUTION hw05 q1\n"
+    broken = plant(tmp_path, {"attention": [(marker, marker + "    return (\n")]})
+    results = grade_cases(CASES, broken, SOLUTIONS, 8)
+    assert_costs_exactly(results, {f"q{i}" for i in range(1, 8)}, "a syntax error in attention.py")

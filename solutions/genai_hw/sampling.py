@@ -21,8 +21,6 @@ from typing import Any
 
 import torch
 
-from .attention import softmax
-
 CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ "
 """The 27 symbols of homework 1; the token id of a character is its index here (space: 26)."""
 
@@ -50,9 +48,10 @@ def _check_temperature(temperature: Any) -> float:
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """The next-token probabilities at a given temperature.
 
-    Temperature ``T > 0``: ``softmax(logits / T)`` along the last dimension (use the ``softmax`` of
-    ``attention.py``, or torch's: both are allowed here). ``T = 1`` gives the model's own probabilities;
-    ``T < 1`` sharpens them (the most likely token gains), ``T > 1`` flattens them towards uniform.
+    Temperature ``T > 0``: ``softmax(logits / T)`` along the last dimension (``torch.softmax`` is allowed
+    here; so is your ``softmax`` of ``attention.py``, but then a bug there costs this question too).
+    ``T = 1`` gives the model's own probabilities; ``T < 1`` sharpens them (the most likely token gains),
+    ``T > 1`` flattens them towards uniform.
     ``T = 0`` is the limit: all the probability on the most likely token; when several tokens share the
     highest score, on the first of them (the lowest index), exactly 1.0 there and 0.0 elsewhere.
 
@@ -79,7 +78,7 @@ def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     if temperature == 0:
         first_max = logits.argmax(dim=-1, keepdim=True)
         return torch.zeros_like(logits).scatter(-1, first_max, 1.0)
-    return softmax(logits / temperature, dim=-1)
+    return torch.softmax(logits / temperature, dim=-1)
     # END SOLUTION
 
 
