@@ -186,12 +186,11 @@ class StudentProcess:
     role = "student"
 
     def __init__(self, package_dir: Path, jobs: list[dict[str, Any]], sandbox: Sandbox,
-                 data_dir: Path | None = None, forbid_gensim: bool = False, forbid_torch_attention: bool = False,
+                 data_dir: Path | None = None, forbid_gensim: bool = False,
                  preload: list[Any] | None = None, deadline: float | None = None) -> None:
         self.sandbox = sandbox
         self.python = sandbox.python
         self.forbid_gensim = forbid_gensim
-        self.forbid_torch_attention = forbid_torch_attention
         self.preload = preload or []
         self.by_index = {job["index"]: job for job in jobs}
         self.pending = list(jobs)
@@ -277,7 +276,6 @@ class StudentProcess:
         self._kill_all()  # nothing of an earlier runner survives into this one
         self.proc = self._launch()
         header = {"key": self.key.hex(), "cases": self.pending, "forbid_gensim": self.forbid_gensim,
-                  "forbid_torch_attention": self.forbid_torch_attention,
                   "preload": [wire.encode(r) for r in self.preload], "role": self.role}
         try:
             self.proc.stdin.write(json.dumps(header).encode("utf-8") + b"\n")
@@ -591,7 +589,6 @@ class GradingSession:
             self.work_error = _grader_error(err)
         self.student = StudentProcess(self.package_dir, jobs, self.sandbox, data_dir=self.data_dir,
                                       forbid_gensim=bool(resources), preload=list(resources.values()),
-                                      forbid_torch_attention=any(c.forbid_torch_attention for c in self.cases),
                                       deadline=deadline)
         self.student.start()
 

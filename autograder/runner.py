@@ -188,7 +188,7 @@ def main():
     wire.STUDENT_SIDE = job.get("role", "student") == "student"
     signal.signal(signal.SIGALRM, _on_alarm)
     _deterministic_cuda(wire)
-    if job.get("forbid_torch_attention"):
+    if any(case.get("forbid_torch_attention") for case in job["cases"]):
         # Before the package is imported, so that a module that imports torch's softmax or attention
         # by name gets the guarded function.
         wire.forbid_torch_attention()
@@ -219,16 +219,14 @@ def main():
             info = _exception_info(err)
             record["import_error"] = f"{info['types'][0]}: {info['message']}"
         else:
+            wire.torch_attention_guard(bool(case.get("forbid_torch_attention")))
             for number, one_call in enumerate(case["calls"]):
                 emit({"event": "call", "case": case["index"], "call": number})
-                wire.torch_attention_guard(bool(case.get("forbid_torch_attention")))
-                try:
-                    outcome = _run_call(function, wire, one_call, case["timeout"], case["check_mutation"])
-                finally:
-                    wire.torch_attention_guard(False)
+                outcome = _run_call(function, wire, one_call, case["timeout"], case["check_mutation"])
                 record["calls"].append(outcome)
                 if outcome["status"] == "timeout":
                     break  # the case has failed; do not spend more time on it
+            wire.torch_attention_guard(False)
         emit(record)
 
 

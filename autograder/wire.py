@@ -322,8 +322,6 @@ def forbid_torch_attention() -> None:
     (:func:`torch_attention_guard`) only while it calls a function of a case with
     ``forbid_torch_attention``, so torch's own code and the other exercises are unaffected.
     """
-    import importlib
-
     import torch
 
     def guarded(label: str, original: Any) -> Any:
@@ -339,10 +337,8 @@ def forbid_torch_attention() -> None:
         owner: Any = torch
         for part in owner_name.split(".")[1:]:
             owner = getattr(owner, part, None)
-        if owner is None and owner_name.count(".") == 1:
-            owner = importlib.import_module(owner_name)
-        original = getattr(owner, attribute, None) if owner is not None else None
-        if original is not None:
+        original = getattr(owner, attribute, None)
+        if original is not None:  # a torch build without one of them: nothing to guard there
             setattr(owner, attribute, guarded(f"{owner_name}.{attribute}", original))
 
 
