@@ -183,6 +183,8 @@ def test_heldout_perplexity_scores_every_token_after_the_first_once(a):
         log_p = torch.log_softmax(model(ids[:-1].reshape(-1, 1)).double(), -1)[:, 0]  # each token alone
     plain = math.exp(-float(log_p.gather(1, ids[1:, None]).mean()))
     assert math.isclose(a.heldout_perplexity(model, ids), plain, rel_tol=1e-9)
+    per_token = a.heldout_log_probs(model, ids, batch_size=5)
+    assert torch.isnan(per_token[0]) and torch.allclose(per_token[1:], log_p.gather(1, ids[1:, None])[:, 0])
 
 
 def test_the_27_symbol_text_is_homework_1s_normalised_book(reference):

@@ -28,6 +28,7 @@ The autograder makes those raise while it runs these functions and the two ``for
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -435,34 +436,45 @@ def load_tiny_gpt(path: Any = None) -> tuple[TinyGPT, dict[str, Any]]:
     return model.eval(), info
 
 
-def heldout_perplexity(model: TinyGPT, ids: Any, batch_size: int = 64) -> float:
-    """Perplexity per token of ``model`` on a long text ``ids`` (a list or 1-D tensor of token ids).
+def heldout_log_probs(model: TinyGPT, ids: Any, batch_size: int = 64) -> torch.Tensor:
+    """``log p(ids[i] | the ids before it)`` under ``model`` for every position of a long text, as float64.
 
-    Given, not an exercise. The text is read in windows of ``model.context_length`` tokens that overlap
-    by half, and each token from the second one on is scored once, with at least half a window of
-    context (all the text before it in the first window): ``exp(mean(-log p(token | the tokens before)))``.
-    Comparable with homework 1's ``perplexity``, which scores every token after the first ``n - 1``.
+    Given, not an exercise. ``ids`` is a list or 1-D tensor of token ids, longer than the context window
+    if you like: it is read in windows of ``model.context_length`` tokens that overlap by half, and each
+    token from the second one on is scored once, with at least half a window of context (all the text
+    before it in the first window). Returns a tensor of shape (len(ids),), ``nan`` at position 0 (the
+    first token has nothing before it).
     """
     ids = torch.as_tensor(ids, dtype=torch.long).reshape(-1)
-    size, half = model.context_length, max(model.context_length // 2, 1)
-    windows: list[tuple[int, int]] = []  # (start, first scored position in the window)
-    start = 0
-    while True:
-        windows.append((start, 1 if start == 0 else size - half))
-        if start + size >= len(ids):
-            break
-        start += half
+    size = model.context_length
+    if size < 2:
+        raise ValueError(f"a model with a context window of {size} token cannot be scored in windows")
+    half = size // 2
+    starts = [0]  # every window is full but the last, which ends the text
+    while starts[-1] + size < len(ids):
+        starts.append(starts[-1] + half)
+    scored = torch.full((len(ids),), math.nan, dtype=torch.float64)
     device = next(model.parameters()).device
-    total, count = 0.0, 0
     with torch.no_grad():
-        for length in sorted({min(size, len(ids) - s) for s, _ in windows}):
-            group = [(s, first) for s, first in windows if min(size, len(ids) - s) == length]
-            for i in range(0, len(group), batch_size):
-                part = group[i:i + batch_size]
-                x = torch.stack([ids[s:s + length] for s, _ in part]).to(device)
-                log_p = torch.log_softmax(model(x).double(), dim=-1)
-                for row, (_, first) in enumerate(part):
-                    targets = x[row, first:]
-                    total -= float(log_p[row, first - 1:length - 1].gather(1, targets[:, None]).sum())
-                    count += len(targets)
-    return math.exp(total / count)
+        for i in range(0, len(starts), batch_size):
+            for length, group in itertools.groupby(starts[i:i + batch_size], key=lambda s: min(size, len(ids) - s)):
+                group = list(group)
+                x = torch.stack([ids[s:s + length] for s in group]).to(device)
+                log_p = torch.log_softmax(model(x).double(), dim=-1)[:, :-1].gather(2, x[:, 1:, None])[..., 0]
+                for row, s in enumerate(group):
+                    first = 1 if s == 0 else size - half  # the windows before covered the rest
+                    scored[s + first:s + length] = log_p[row, first - 1:].cpu()
+    return scored
+
+
+def heldout_perplexity(model: TinyGPT, ids: Any, batch_size: int = 64) -> float:
+    """Perplexity per token of ``model`` on a long text ``ids``: ``exp(mean(-log p(token | the tokens before)))``
+    over every token from the second one on, scored as :func:`heldout_log_probs` does.
+
+    Given, not an exercise. Comparable with homework 1's ``perplexity``, which scores every token after
+    the first ``n - 1``.
+    """
+    log_p = heldout_log_probs(model, ids, batch_size)
+    if len(log_p) < 2:
+        raise ValueError("need at least 2 tokens: the first one is never scored")
+    return math.exp(-float(log_p[1:].mean()))
