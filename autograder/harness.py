@@ -41,7 +41,7 @@ import numpy as np
 from . import cases as cases_module
 from . import wire
 from .cases import Call, Case, short
-from .sandbox import MEMORY_MIB, PACKAGE_LIMIT, Sandbox, copy_tree
+from .sandbox import DATA_FACTOR, MEMORY_MIB, PACKAGE_LIMIT, STARTUP_MIB, Sandbox, copy_tree
 
 REFERENCE_NAME = "genai_hw_reference"
 CALL_GRACE = 2.0
@@ -116,6 +116,27 @@ def case_seed(seed: int, case: Case) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(f"{case.question}/{case.name}".encode())])
 
 
+def libraries_of(package_dir: Path) -> list[str]:
+    """The libraries a package imports at the top of its modules (not the standard library, not itself):
+    ``["numpy", "torch"]``. The runner and the kernel load them before any student code runs, and what
+    they hold then is not counted against the memory limit (sandbox.MEMORY_MIB)."""
+    import ast
+
+    found: set[str] = set()
+    for path in sorted(Path(package_dir).glob("*.py")):
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                found.add(node.module.split(".")[0])
+    own = {"genai_hw", "__future__", REFERENCE_NAME}
+    return sorted(name for name in found if name not in sys.stdlib_module_names and name not in own)
+
+
 def load_reference(package_dir: Path) -> types.ModuleType:
     """Import the reference package at ``package_dir`` as ``genai_hw_reference``.
 
@@ -187,11 +208,14 @@ class StudentProcess:
 
     def __init__(self, package_dir: Path, jobs: list[dict[str, Any]], sandbox: Sandbox,
                  data_dir: Path | None = None, forbid_gensim: bool = False,
-                 preload: list[Any] | None = None, deadline: float | None = None) -> None:
+                 preload: list[Any] | None = None, deadline: float | None = None,
+                 stack: list[str] | None = None) -> None:
         self.sandbox = sandbox
         self.python = sandbox.python
         self.forbid_gensim = forbid_gensim
         self.preload = preload or []
+        self.stack = list(stack or [])
+        self._baseline_open = False
         self.by_index = {job["index"]: job for job in jobs}
         self.pending = list(jobs)
         self.records: dict[int, dict[str, Any]] = {}
@@ -241,6 +265,29 @@ class StudentProcess:
         self.sandbox.watch.sample()  # an OOM kill just now is counted before the reason is given
         return self.sandbox.watch.over.pop("package", None)
 
+    def _data_mib(self) -> int | None:
+        return MEMORY_MIB["package"] * DATA_FACTOR
+
+    def _baseline(self, kib: Any) -> None:
+        """A new runner's memory before any student code ran (None: it is starting). Only its first report,
+        sent before it imports the package, is taken."""
+        if kib is None:
+            self._baseline_open = True
+            self.sandbox.watch.set_baseline("package", None)
+        elif self._baseline_open and isinstance(kib, int) and 0 <= kib <= STARTUP_MIB * 1024:
+            self._baseline_open = False
+            self.sandbox.watch.set_baseline("package", kib / 1024)
+
+    def _event(self, event: Any) -> Any:
+        """Take a runner's set-up report out of the stream of events (a baseline is only taken before the
+        runner is ready; ``ready`` closes it)."""
+        if isinstance(event, dict) and event.get("event") == "baseline":
+            self._baseline(event.get("kib"))
+            return "wait"
+        if isinstance(event, dict) and event.get("event") == "ready":
+            self._baseline_open = False
+        return event
+
     def _env(self) -> dict[str, str]:
         return self.sandbox.env("package", {
             "GENAI_HW_DEVICE": "auto" if gpu_visible() else "cpu",  # the GPU where torch sees one
@@ -274,9 +321,11 @@ class StudentProcess:
         self.key = secrets.token_bytes(32)
         self.lines = queue.Queue()
         self._kill_all()  # nothing of an earlier runner survives into this one
+        self._baseline(None)
         self.proc = self._launch()
         header = {"key": self.key.hex(), "cases": self.pending, "forbid_gensim": self.forbid_gensim,
-                  "preload": [wire.encode(r) for r in self.preload], "role": self.role}
+                  "preload": [wire.encode(r) for r in self.preload], "role": self.role, "stack": self.stack,
+                  "data_mib": self._data_mib()}
         try:
             self.proc.stdin.write(json.dumps(header).encode("utf-8") + b"\n")
             self.proc.stdin.close()
@@ -290,8 +339,10 @@ class StudentProcess:
         deadline = min(time.monotonic() + ready_timeout, self.deadline)
         while time.monotonic() < deadline:
             try:
-                event = self.lines.get(timeout=0.05)
+                event = self._event(self.lines.get(timeout=0.05))
             except queue.Empty:
+                continue
+            if event == "wait":
                 continue
             if event is None or event.get("event") == "ready":
                 if event is None:
@@ -323,7 +374,7 @@ class StudentProcess:
             heard = time.monotonic()
             while True:
                 try:
-                    event = self.lines.get(timeout=0.05)
+                    event = self._event(self.lines.get(timeout=0.05))
                     heard = time.monotonic()
                 except queue.Empty:
                     event = "wait"
@@ -396,6 +447,12 @@ class ReferenceProcess(StudentProcess):
     def _over_memory(self) -> float | None:
         return None
 
+    def _data_mib(self) -> int | None:
+        return None
+
+    def _baseline(self, kib: Any) -> None:
+        pass
+
     def _ended_why(self) -> str:
         return f"the reference's process ended (exit code {self.proc.returncode})"
 
@@ -458,7 +515,9 @@ def _judge(case: Case, one: Call, expected: dict[str, Any], got: dict[str, Any],
         if expected["status"] == "raised" and expected["types"][0] in names:
             return None
         if "MemoryError" in names:
-            return f"{on}: used more than {MEMORY_MIB['package']} MiB of memory (the limit for one case)"
+            return (f"{on}: used more than {MEMORY_MIB['package']} MiB of memory (MemoryError: one process of "
+                    f"your package may allocate {MEMORY_MIB['package'] * DATA_FACTOR} MiB beyond what Python and "
+                    "the homework's libraries hold before your code runs)")
         if "OutOfMemoryError" in names:  # torch's, on a GPU grader: the runner empties the cache after it
             return f"{on}: ran out of GPU memory (torch.OutOfMemoryError: {str(got.get('message', ''))[:200]})"
         where = f" ({got['where']})" if got.get("where") else ""
@@ -557,6 +616,8 @@ class GradingSession:
         self.student: StudentProcess | None = None
         self.oracle: ReferenceProcess | None = None
         self.work_error: str | None = None
+        self.stack = libraries_of(self.reference)
+        """The homework's libraries: loaded by each process before any submitted code runs."""
 
     def start(self) -> None:
         deadline = time.monotonic() + self.limit
@@ -583,13 +644,14 @@ class GradingSession:
                                "timeout": job["timeout"] * REFERENCE_SLACK}
                               for job in jobs]
             self.oracle = ReferenceProcess(self.reference, reference_jobs, self.sandbox, data_dir=self.data_dir,
-                                           preload=list(resources.values()), deadline=deadline)
+                                           preload=list(resources.values()), deadline=deadline,
+                                           stack=self.stack)
             self.oracle.launch()  # not waited for: it computes while the student's runner starts
         except Exception as err:  # noqa: BLE001 - every case then reports the grader error
             self.work_error = _grader_error(err)
         self.student = StudentProcess(self.package_dir, jobs, self.sandbox, data_dir=self.data_dir,
                                       forbid_gensim=bool(resources), preload=list(resources.values()),
-                                      deadline=deadline)
+                                      deadline=deadline, stack=self.stack)
         self.student.start()
 
     def work(self) -> None:

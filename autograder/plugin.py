@@ -61,6 +61,7 @@ import nbformat
 from otter.plugins import AbstractOtterPlugin
 
 from . import sandbox as sandboxing
+from .cases import clip
 
 GRADING_DIR = "genai_hw_grading"
 SEED_ENV_VAR = "GENAI_HW_SEED"
@@ -117,13 +118,36 @@ def _genai_hw_cap_output(limit):
 
 _genai_hw_cap_output({limit})
 del _genai_hw_cap_output
+
+
+def _genai_hw_settle(stack, data_mib):
+    import importlib
+    import resource
+
+    for name in stack:
+        try:
+            importlib.import_module(name)
+        except BaseException:
+            pass
+    with open("/proc/self/status", encoding="utf-8") as f:
+        data = next((int(line.split()[1]) for line in f if line.startswith("VmData:")), 0)
+    limit = data * 1024 + data_mib * 2**20
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+
+_genai_hw_settle({stack!r}, {data_mib})
+del _genai_hw_settle
 """
 """Run by the notebook's kernel at start, so that printing does not cost the kernel memory: what its cells
 print past ``limit`` characters (twice what the grader keeps, so the grader's note still shows) is dropped
 at once (ipykernel holds a cell's prints until it sends them, every 0.2 s), and IPython's history does not
 keep a copy of everything printed (IPython 8 stores every write to stdout in
 ``HistoryManager.outputs``, for good: 200 prints of 1 MiB left the kernel 205 MiB larger). A courtesy to
-the student, not a boundary: the notebook could undo it, in its own kernel only."""
+the student, not a boundary: the notebook could undo it, in its own kernel only.
+
+Then, still before any cell runs, it loads the homework's libraries (the kernel's memory once it is ready is
+its baseline, which the memory limit does not count) and caps the kernel's data size at what it holds then
+plus the notebook's allowance (RLIMIT_DATA, hard limit too: no cell can raise it again)."""
 
 
 class _TrustedResults:
@@ -226,7 +250,9 @@ def _sandboxed_kernel_manager():
             box = ACTIVE.sandbox
             box.give(Path(self.connection_file), "notebook")
             cap = box.root / f"output-cap-{secrets.token_hex(6)}.py"
-            cap.write_text(KERNEL_OUTPUT_CAP.format(limit=2 * sandboxing.OUTPUT_LIMIT_BYTES), encoding="utf-8")
+            cap.write_text(KERNEL_OUTPUT_CAP.format(
+                limit=2 * sandboxing.OUTPUT_LIMIT_BYTES, stack=list(ACTIVE.stack),
+                data_mib=sandboxing.MEMORY_MIB["notebook"] * sandboxing.DATA_FACTOR), encoding="utf-8")
             cap.chmod(0o644)
             kernel_cmd = [*kernel_cmd, f"--IPKernelApp.exec_files={cap}"]
             jupyter = {k: v for k, v in (kw.get("env") or {}).items() if k.startswith("JPY_")}
@@ -301,7 +327,8 @@ def _explained(original):
             except Exception:  # noqa: BLE001 - Otter's own record is still a valid result
                 pass
         if grader is not None:  # Gradescope keeps extra_data with the result, unshown: for instructors
-            record.setdefault("extra_data", {})["genai_hw"] = {"seed": grader.seed, "seconds": dict(grader.seconds)}
+            record.setdefault("extra_data", {})["genai_hw"] = {"seed": grader.seed, "seconds": dict(grader.seconds),
+                                                               "memory_mib": grader.memory_report()}
         return record
 
     to_gradescope_dict._genai_hw = True
@@ -374,8 +401,15 @@ def _harden_otter() -> None:
             except BaseException as err:  # noqa: BLE001 - reported below
                 outcome["error"] = err
 
-        thread = threading.Thread(target=run, name="genai-hw-notebook", daemon=True)
         watch = grader.sandbox.watch
+        watch.set_baseline("notebook", None)  # the kernel loads its libraries: no cell has run yet
+
+        def ready(**kwargs: Any) -> None:
+            """The kernel answered (its start-up files ran, no cell yet): what it holds is its baseline."""
+            watch.set_baseline("notebook", watch.usage()["notebook"])
+
+        self.on_notebook_start = ready
+        thread = threading.Thread(target=run, name="genai-hw-notebook", daemon=True)
         watch.phase = "notebook"
         started = time.monotonic()
         thread.start()
@@ -404,7 +438,7 @@ def _harden_otter() -> None:
         if error is not None:
             if not isinstance(error, (DeadKernelError, CellTimeoutError, RuntimeError, OSError)):
                 raise error
-            grader.kernel_error = f"the notebook's kernel failed ({type(error).__name__}: {str(error)[:300]})"
+            grader.kernel_error = f"the notebook's kernel failed ({type(error).__name__}: {clip(str(error), 300)})"
             return nb, resources
         return outcome["value"]
 
@@ -468,6 +502,8 @@ class GenaiHwGrader(AbstractOtterPlugin):
         self.visibility: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
         """Wall seconds of each phase (``package``, ``notebook``), in results.json's plugin data."""
+        self.stack: list[str] = []
+        """The homework's libraries (``harness.libraries_of`` the reference), loaded before student code."""
 
     # Hooks -----------------------------------------------------------------
 
@@ -519,6 +555,15 @@ class GenaiHwGrader(AbstractOtterPlugin):
         except Exception:
             results.set_output("genai-hw grader error while merging results:\n" + traceback.format_exc(limit=5))
 
+    def memory_report(self) -> dict[str, dict[str, float | None]]:
+        """Each role's baseline, peak and limit (MiB), for instructors (results.json's extra_data)."""
+        if self.sandbox is None:
+            return {}
+        watch = self.sandbox.watch
+        return {role: {"baseline": None if watch.baseline_seen[role] is None else round(watch.baseline_seen[role]),
+                       "peak": round(watch.peak[role]), "limit": round(watch.limit_known(role))}
+                for role in sandboxing.ROLES}
+
     # Steps -----------------------------------------------------------------
 
     def _grade_package(self) -> None:
@@ -537,6 +582,7 @@ class GenaiHwGrader(AbstractOtterPlugin):
             cases = load_cases(grading / "hidden_cases.py")
             session = GradingSession(cases, package, grading / "reference" / "genai_hw", self.seed,
                                      data_dir=grading / "data", sandbox=self.sandbox)
+            self.stack = session.stack
             # The reference is copied to its process's private folder, the snapshot taken and imported,
             # before any other student code runs.
             session.start()
@@ -604,7 +650,7 @@ class GenaiHwGrader(AbstractOtterPlugin):
         notebook_error = results.catastrophic_error
         if notebook_error is not None or self.sandbox is None:
             results._catastrophic_error = None
-            reason = self.kernel_error or (f"{type(notebook_error).__name__}: {str(notebook_error)[:300]}"
+            reason = self.kernel_error or (f"{type(notebook_error).__name__}: {clip(str(notebook_error), 300)}"
                                            if notebook_error is not None else "the grader could not run it")
             notes.append(f"The notebook could not be graded ({reason}); its questions score 0.")
             results.results = trusted_results(self.source / "tests", {}, "the notebook could not be run").results

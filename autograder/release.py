@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import stubgen
+from .cases import clip
 from .gradescope import DEFAULT_VISIBILITY, WHEN
 
 PACKAGE = "genai_hw"
@@ -619,9 +620,11 @@ def release(root: Path, names: list[str] | None = None, out: Path | None = None,
                     score, possible = score_of(results)
                     want = possible if label == "reference" else 0.0
                     if "error" in results or possible == 0 or abs(score - want) > 1e-9:
-                        detail = results.get("error") or json.dumps(
-                            [(t.get("name"), t.get("score"), t.get("max_score"), t.get("output", "")[:300])
-                             for t in results.get("tests", [])], indent=1)
+                        detail = results.get("error") or "\n".join(
+                            [clip(results.get("output", ""), 2000)]
+                            + [f"{t.get('name')}: {t.get('score')}/{t.get('max_score')}: "
+                               f"{clip(t.get('output', ''), 1000)}"
+                               for t in results.get("tests", []) if t.get("score") != (want and t.get("max_score"))])
                         raise ReleaseError(f"{homework.name}: the {label} submission scored {score}/{possible}, "
                                            f"expected {want}/{possible}:\n{detail}")
                     log(f"{homework.name}: {label} submission scores {score:g}/{possible:g} through otter run")

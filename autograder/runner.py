@@ -18,12 +18,14 @@ Protocol: the harness writes one JSON line to stdin (the cases, the resources
 to preload, and a fresh HMAC key) and closes it. The runner moves its stdout
 pipe to a private descriptor and points fd 1 and 2 at /dev/null (whatever
 submitted code prints is discarded), imports every module of the package,
-and writes ``ready``; then it loads the resources (gensim, word vectors)
-and, for each case, writes a
+and writes ``ready``; then, for each case, it writes a
 ``start`` line, a ``call`` line before each call, and a ``done`` line. Every
 line carries an HMAC of its JSON, so lines that another process writes into
 the pipe (the notebook's kernel, a child left behind) are ignored; the key
-never touches the disk. Submitted code in *this* process can find the key
+never touches the disk. Before importing the package it loads the
+homework's libraries (header ``stack``) and resources (gensim, the word
+vectors), reports its memory then (``baseline``: what the memory limit does
+not count) and caps its data size. Submitted code in *this* process can find the key
 (in this process's memory): that gains nothing, since all it could sign is
 outputs of its own functions, which is what it returns anyway, and the
 expected outputs never leave the grader's process.
@@ -159,6 +161,23 @@ def _deterministic_cuda(wire):
         pass
 
 
+def _settle(emit, data_mib):
+    """Report this process's memory now (its baseline: Python and the homework's libraries, no submitted
+    code yet), then cap its data size at that plus ``data_mib`` (RLIMIT_DATA, hard too: no way back up)."""
+    status = {}
+    with open("/proc/self/status", encoding="utf-8") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            status[key] = value.split()[0] if value.split() else "0"
+    kib = int(status.get("RssAnon", status.get("VmRSS", "0"))) + int(status.get("RssShmem", "0"))
+    emit({"event": "baseline", "kib": kib})
+    if data_mib:
+        import resource
+
+        limit = int(status.get("VmData", "0")) * 1024 + int(data_mib) * 2**20
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+
 def _emitter(key):
     fd = os.dup(1)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -188,18 +207,17 @@ def main():
     wire.STUDENT_SIDE = job.get("role", "student") == "student"
     signal.signal(signal.SIGALRM, _on_alarm)
     _deterministic_cuda(wire)
+    # The homework's libraries and resources, loaded before any submitted code runs: what the process
+    # holds then is its baseline, which the memory limit does not count (sandbox.MEMORY_MIB).
+    for name in job.get("stack", []):
+        try:
+            importlib.import_module(name)
+        except BaseException:  # noqa: BLE001 - a library the grading image lacks: the cases say so
+            pass
     if any(case.get("forbid_torch_attention") for case in job["cases"]):
         # Before the package is imported, so that a module that imports torch's softmax or attention
         # by name gets the guarded function.
         wire.forbid_torch_attention()
-    # Import the whole package now, before the harness lets the notebook run.
-    for info in pkgutil.iter_modules([os.path.join(package_root, "genai_hw")]):
-        try:
-            importlib.import_module(f"genai_hw.{info.name}")
-        except BaseException:  # noqa: BLE001 - reported again by the cases that need the module
-            pass
-    emit({"event": "ready"})
-    # Slow set-up (gensim, the word vectors) overlaps with the notebook's run.
     if job.get("forbid_gensim"):
         wire.forbid_gensim_answers()
     for resource in job.get("preload", []):
@@ -207,6 +225,14 @@ def main():
             wire.realize(wire.decode(resource))
         except Exception:  # noqa: BLE001 - reported by the calls that need it
             pass
+    _settle(emit, job.get("data_mib"))
+    # Import the whole package now, before any case runs.
+    for info in pkgutil.iter_modules([os.path.join(package_root, "genai_hw")]):
+        try:
+            importlib.import_module(f"genai_hw.{info.name}")
+        except BaseException:  # noqa: BLE001 - reported again by the cases that need the module
+            pass
+    emit({"event": "ready"})
     for case in job["cases"]:
         emit({"event": "start", "case": case["index"]})
         module_name, *attributes = case["function"].split(".")

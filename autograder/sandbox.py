@@ -75,13 +75,27 @@ MEMORY_MIB = {
     "notebook": int(os.environ.get("GENAI_HW_NOTEBOOK_MEMORY_MIB", "400")),
 }
 """Memory (MiB, summed over the role's processes: anonymous and shared pages, not mapped files) past which the
-role's processes are killed."""
+role's processes are killed, unless the role's *baseline* leaves less than ``ALLOWANCE_MIB`` of it to student
+code. The baseline is what the role's process holds once Python and the homework's libraries are loaded,
+before any student code runs (the runner's own report, sent before it imports the package; the kernel's
+memory once it is ready, having loaded the same libraries): about 15 MiB with numpy, 145 MiB with torch's CPU
+build, 280 MiB with its CUDA build (what pip installs from PyPI on Linux). The limit is then
+``max(MEMORY_MIB, baseline + ALLOWANCE_MIB)``: the same on every machine, for root and for a normal user,
+and no build of a library eats what student code is promised."""
+ALLOWANCE_MIB = {
+    "package": int(os.environ.get("GENAI_HW_PACKAGE_ALLOWANCE_MIB", "155")),
+    "notebook": int(os.environ.get("GENAI_HW_NOTEBOOK_ALLOWANCE_MIB", "236")),
+}
+"""Memory (MiB) that student code may always add to its role's baseline: what the CPU build of torch leaves
+of ``MEMORY_MIB`` (145 MiB for the runner, 164 MiB for a kernel, bench/limits.py)."""
+STARTUP_MIB = int(os.environ.get("GENAI_HW_STARTUP_MEMORY_MIB", "1536"))
+"""While a role's process loads the homework's libraries (no student code has run yet, its baseline is
+not known), its limit is this much higher: room for the largest build of the libraries."""
 DATA_FACTOR = 2
-"""RLIMIT_DATA of each student process is its role's memory limit times this: one huge allocation fails at
+"""RLIMIT_DATA of each student process is its data size once the libraries are loaded plus its role's memory
+limit times this (set by the process itself, before any student code runs): one huge allocation fails at
 once with MemoryError instead of racing the watcher. Generous, since the limit counts address space that is
-never touched: a kernel with torch loaded has ~125 MiB more data than anonymous memory, and one that floods
-its output holds the unsent messages too (at the role's limit plus 100, such a kernel died with no reason
-given before the watcher could name it)."""
+never touched, and a kernel that floods its output holds the unsent messages too."""
 MAX_PROCESSES = int(os.environ.get("GENAI_HW_MAX_PROCESSES", "128"))
 """RLIMIT_NPROC: processes and threads one student user may have at once."""
 MAX_FILE_MIB = int(os.environ.get("GENAI_HW_MAX_FILE_MIB", "64"))
@@ -104,9 +118,8 @@ NOT_ISOLATED = (
 
 DROP = """\
 import ctypes, os, resource, signal, sys
-uid, gid, nproc, fsize, data = (int(a) for a in sys.argv[1:6])
-for limit, value in ((resource.RLIMIT_NPROC, nproc), (resource.RLIMIT_FSIZE, fsize),
-                     (resource.RLIMIT_DATA, data), (resource.RLIMIT_CORE, 0)):
+uid, gid, nproc, fsize = (int(a) for a in sys.argv[1:5])
+for limit, value in ((resource.RLIMIT_NPROC, nproc), (resource.RLIMIT_FSIZE, fsize), (resource.RLIMIT_CORE, 0)):
     resource.setrlimit(limit, (value, value))
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past RLIMIT_FSIZE fails with EFBIG instead of killing
 with open("/proc/self/oom_score_adj", "w") as f:  # if the machine runs out of memory, student code dies first
@@ -117,7 +130,7 @@ os.setresgid(gid, gid, gid)
 os.setresuid(uid, uid, uid)
 if ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
     raise SystemExit("genai-hw sandbox: prctl(PR_SET_NO_NEW_PRIVS) failed")
-os.execv(sys.argv[6], sys.argv[6:])
+os.execv(sys.argv[5], sys.argv[5:])
 """
 """Sets the student process's limits, makes it the OOM killer's first choice (oom_score_adj 1000; a grader
 without CAP_SYS_RESOURCE cannot stop it lowering that to 0, so MemoryWatch puts it back), becomes the student
@@ -349,7 +362,13 @@ class MemoryWatch:
                  interval: float = WATCH_INTERVAL) -> None:
         self.sandbox, self.limits, self.interval = sandbox, dict(limits or MEMORY_MIB), interval
         self.over: dict[str, float] = {}
+        """MiB a role had when it was stopped for memory."""
         self.peak: dict[str, float] = {role: 0.0 for role in ROLES}
+        """The largest sample of each role (MiB)."""
+        self.baseline: dict[str, float | None] = dict.fromkeys(ROLES)
+        """MiB each role's process held before student code ran (None: not known yet, libraries loading)."""
+        self.baseline_seen: dict[str, float | None] = dict.fromkeys(ROLES)
+        """The last baseline each role reported (kept after the role ends)."""
         self.phase: str | None = None
         self.oom_file = oom_kill_counter()
         self.memory_roots = memory_backed_roots()
@@ -394,11 +413,26 @@ class MemoryWatch:
                 used[roles[uid]] += kib
         return {role: kib / 1024 for role, kib in used.items()}
 
+    def set_baseline(self, role: str, mib: float | None) -> None:
+        """The memory ``role``'s new process holds before any student code runs (None: a new process is
+        starting and has not said yet). Only the memory above it counts against the role's limit."""
+        self.baseline[role] = None if mib is None else max(0.0, float(mib))
+        if mib is not None:
+            self.baseline_seen[role] = self.baseline[role]
+
+    def limit_of(self, role: str) -> float:
+        """The role's memory limit now (MiB, all its processes): ``max(limit, baseline + allowance)``, and
+        larger by ``STARTUP_MIB`` while its libraries load."""
+        base = self.baseline[role]
+        if base is None:
+            return self.limits[role] + STARTUP_MIB
+        return max(float(self.limits[role]), base + ALLOWANCE_MIB[role])
+
     def sample(self) -> None:
         used = self.usage()
         for role, mib in used.items():
             self.peak[role] = max(self.peak[role], mib)
-            if mib > self.limits[role]:
+            if mib > self.limit_of(role):
                 self.over[role] = max(self.over.get(role, 0.0), mib)
                 self._stop_role(role)
         kills = read_oom_kills(self.oom_file)
@@ -418,7 +452,19 @@ class MemoryWatch:
             remove_files_of({self.sandbox.uids[role]}, tuple(self.memory_roots))
 
     def message(self, role: str) -> str:
-        return f"used more than {self.limits[role]} MiB of memory (the limit for {_ROLE_WORDS[role]})"
+        """Why a role was stopped: the limit, and what was counted."""
+        what = "the memory that all its processes allocated" + (
+            ", and its files in memory-backed folders such as /dev/shm" if self.sandbox.isolated else "")
+        base = self.baseline_seen[role]
+        held = (f"; Python and the homework's libraries held {base:.0f} MiB of it before any code of yours ran"
+                if base is not None else "")
+        words = _ROLE_WORDS[role]
+        return f"used more than {self.limit_known(role):.0f} MiB of memory (the limit for {words}: {what}{held})"
+
+    def limit_known(self, role: str) -> float:
+        """The role's limit with its last known baseline (its plain limit if it never reported one)."""
+        base = self.baseline_seen[role]
+        return float(self.limits[role]) if base is None else max(float(self.limits[role]), base + ALLOWANCE_MIB[role])
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -646,7 +692,7 @@ class Sandbox:
         if not self.isolated:
             return list(argv)
         uid = self.uids[role]
-        limits = [MAX_PROCESSES, MAX_FILE_MIB * 2**20, MEMORY_MIB[role] * DATA_FACTOR * 2**20]
+        limits = [MAX_PROCESSES, MAX_FILE_MIB * 2**20]
         return [self.python, "-I", "-S", "-c", DROP, str(uid), str(uid), *map(str, limits), *argv]
 
     def popen_kwargs(self, role: str, env: dict[str, str] | None = None) -> dict:
