@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ReleaseError, FileNotFoundError, ValueError) as err:
+    except (ReleaseError, FileNotFoundError, ValueError, sandbox.SandboxError) as err:
         print(f"genai-hw {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TextIO
 
+from . import sandbox
 from .release import otter_run, score_of
 
 SUBMISSION_SUFFIXES = (".zip", ".ipynb")
@@ -113,6 +114,7 @@ def grade(autograder_zip: Path, submissions: list[Path], out_dir: Path, seed: in
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
     found = expand(submissions)
+    sandbox.preflight()  # a grader that cannot run student code stops before grading anyone
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def one(number: int, submission: Path) -> dict:

@@ -130,11 +130,19 @@ def main(autograder_dir: str = "/autograder") -> None:
     provisional = failure_results(root / "source", PROVISIONAL)
     results.write_text(json.dumps(provisional, indent=2))
     try:
+        from .sandbox import drop_special_files
+
+        drop_special_files(root / "submission")  # before Otter reads anything of the upload
         from otter.run.run_autograder import main as run_autograder
 
         run_autograder(autograder_dir)
     except BaseException as err:  # noqa: BLE001 - reported in results.json
         traceback.print_exc()
+        from .sandbox import SandboxError
+
+        if isinstance(err, SandboxError):  # the grader cannot run student code: no zero for the student
+            results.unlink(missing_ok=True)
+            raise SystemExit(f"genai-hw: this autograder cannot grade here: {err}") from None
         message = explain(type(err).__name__, str(err))
         results.write_text(json.dumps(failure_results(root / "source", message), indent=2))
         if isinstance(err, KeyboardInterrupt):

@@ -9,6 +9,24 @@ plain data (:mod:`autograder.wire`) over pipes whose lines are signed with a
 per-run key. This process never imports torch, gensim or the reference: a
 tensor is a :class:`wire.Tensor` here (dtype, device, numpy values).
 
+Code in the runner can find that key and sign whatever it likes, so nothing
+that decides a grade rests on what the runner says about itself. The
+grader sends each call's input only when the call starts, one request at a
+time, and times it on its own clock from the request to the outcome; a
+correct result needs the value that came back (compared here with the
+reference's); every line is bounded before it is read, and what is kept of
+the outcomes is bounded too.
+
+One check cannot be made here: whether the function changed its arguments,
+which only the runner's process sees. The runner writes each positional
+argument as plain data before and after the call and reports those that
+differ (``mutated``). That catches honest code that changes its inputs in
+place; it does not prove the inputs were left alone, since code in the
+runner can forge the report. What this process does check: a case with
+``check_mutation`` fails a call whose outcome lacks a well-formed report
+(a list of distinct argument positions), so a runner that says nothing
+never passes it.
+
 A call that raises, hangs or kills its process costs that case only: the
 runner is restarted after the case that broke it.
 """
@@ -24,6 +42,7 @@ import os
 import pkgutil
 import queue
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -45,11 +64,30 @@ from .sandbox import DATA_FACTOR, MEMORY_MIB, PACKAGE_LIMIT, STARTUP_MIB, Sandbo
 
 REFERENCE_NAME = "genai_hw_reference"
 CALL_GRACE = 2.0
-"""Seconds past a call's timeout before its process is killed (a loop that ignores the alarm)."""
+"""Seconds past a call's timeout, on the grader's clock from its request to its outcome, before its process is
+killed (a loop that ignores the alarm); it also covers the runner's work around the call (inputs, outcome)."""
 READY_TIMEOUT = 60.0
-"""Seconds the runner may take to import the submitted package, or stay silent between cases."""
+"""Seconds the runner may take to start and import the submitted package."""
+MAX_LINE_BYTES = 2**20
+"""The longest line the grader reads from a runner: 27 times the longest that the reference sends over the five
+homeworks' hidden cases (38,136 bytes, an outcome of hw04's; graded with seeds 0 to 2). A longer line stops
+the runner and costs the case in progress."""
+VALUE_LIMIT = MAX_LINE_BYTES // 4
+"""The most JSON the runner writes for a returned value, and for a training step's models: a larger one comes
+back as "output over 256 KB" (a failure), so that an outcome line that is not hostile always fits."""
+KEPT_LIMIT_BYTES = 16 * 2**20
+"""The most memory that a runner's outcomes may take in the grader, all cases together, counted as parsed
+objects (:func:`_footprint`); the reference's take 0.87 MB at most (hw02's). A case whose outcomes would go past
+it fails, and they are dropped."""
+QUEUED_LINES = 4
+"""Lines a runner's reader may read ahead of the grader: a runner that floods its output then waits on its pipe,
+and this process holds at most this many lines (of MAX_LINE_BYTES) for it."""
 OUT_OF_TIME = (f"not run: grading your package ran out of time (all cases together may take "
                f"{PACKAGE_LIMIT:.0f} s; earlier cases hung or were slow)")
+TOO_LONG = (f"the Python process running your code sent more than {MAX_LINE_BYTES // 2**20} MB for one result "
+            "(it was stopped)")
+TOO_MUCH_KEPT = (f"your function's results took more than the grader keeps ({KEPT_LIMIT_BYTES // 2**20} MB of its "
+                 "memory for all cases together; the reference's take less than 1 MB)")
 PACKAGE_MISSING = (
     "Your upload has no genai_hw/ folder, so none of your functions could be graded. "
     "Upload the zip that the notebook's last cell makes (it holds the notebook and genai_hw/), "
@@ -191,17 +229,29 @@ def _expected(record: dict[str, Any] | None, count: int) -> list[dict[str, Any]]
 
 
 class StudentProcess:
-    """Runs the cases of a job in isolated runner processes (see :mod:`autograder.runner`).
+    """Runs the cases of a job in isolated runner processes (see :mod:`autograder.runner`), one call at a time.
 
     The submitted package is snapshotted into the sandbox's read-only
     ``pkg/`` folder when this object is made (before any student code runs);
     every runner, a restarted one included, imports that snapshot.
     :meth:`start` launches a runner as the sandbox's package user and returns
-    once it is ``ready`` (the submitted package imported). :meth:`pump`
-    collects its signed result lines; a call that hangs past its timeout plus
-    ``CALL_GRACE`` gets every process of the package user killed, and with
-    ``restart`` a new runner takes the remaining cases, so a broken case costs
-    only itself. Nothing runs past ``deadline`` (``time.monotonic()``).
+    once it is ``ready`` (the submitted package imported). :meth:`pump` then
+    sends the pending cases' calls as requests, each once the previous call's
+    outcome has come back (so no input reaches the runner before its call),
+    and makes each case's record from the outcomes of its calls. A call's
+    time runs on this process's clock from its request to its outcome: past
+    its timeout plus ``CALL_GRACE`` every process of the package user is
+    killed, the case fails, and with ``restart`` a new runner takes the
+    remaining cases, so a broken case costs only itself. Nothing the runner
+    writes lengthens a call, and nothing runs past ``deadline``
+    (``time.monotonic()``).
+
+    What comes back is bounded before it is looked at: lines of at most
+    ``MAX_LINE_BYTES`` (a longer one stops the runner and costs the case in
+    progress), a signature checked before any parsing, a short queue (a
+    runner that floods its output waits on its pipe) and at most
+    ``KEPT_LIMIT_BYTES`` of outcomes kept: this process's memory does not
+    depend on what the submission sends.
     """
 
     role = "student"
@@ -216,11 +266,15 @@ class StudentProcess:
         self.preload = preload or []
         self.stack = list(stack or [])
         self._baseline_open = False
-        self.by_index = {job["index"]: job for job in jobs}
         self.pending = list(jobs)
         self.records: dict[int, dict[str, Any]] = {}
+        self.kept = 0
+        """Bytes that the kept outcomes take in this process (:func:`_footprint`), all runners together."""
         self.proc: subprocess.Popen | None = None
-        self.lines: queue.Queue = queue.Queue()
+        self.ready = False
+        self.launched = 0.0
+        self.lines: queue.Queue = queue.Queue(QUEUED_LINES)
+        self.stopped = threading.Event()
         self.key = b""
         self.deadline = deadline if deadline is not None else time.monotonic() + PACKAGE_LIMIT
         self.root = self._folder()
@@ -246,19 +300,32 @@ class StudentProcess:
     def _kill_all(self) -> None:
         self.sandbox.kill("package")
 
-    def close(self) -> None:
+    def _stop(self) -> None:
         """End the runner and everything it started (detached processes included)."""
         if self.proc is not None:
+            self.stopped.set()  # its reader hands over nothing more
             _kill_group(self.proc)
             self.proc = None
         self._kill_all()
 
+    def close(self) -> None:
+        """End the runner and everything it started, for good."""
+        self._stop()
+
+    def _exited(self) -> None:
+        """Give a runner whose output ended a moment to exit (one that closed its pipe and lives on is stopped
+        by the caller)."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=1.0)
+
     def _ended_why(self) -> str:
-        """Why the runner ended during a case: over its memory limit (the watch or the OOM killer ended it),
-        or on its own."""
+        """Why the runner's output ended during a case: over its memory limit (the watch or the OOM killer ended
+        it), or on its own."""
         over = self._over_memory()
         if over:
             return f"{self.sandbox.watch.message('package')}; it was stopped at {over:.0f} MiB"
+        if self.proc.returncode is None:
+            return "the Python process running your code closed its output during this case"
         return f"the Python process running your code ended during this case (exit code {self.proc.returncode})"
 
     def _over_memory(self) -> float | None:
@@ -278,16 +345,6 @@ class StudentProcess:
             self._baseline_open = False
             self.sandbox.watch.set_baseline("package", kib / 1024)
 
-    def _event(self, event: Any) -> Any:
-        """Take a runner's set-up report out of the stream of events (a baseline is only taken before the
-        runner is ready; ``ready`` closes it)."""
-        if isinstance(event, dict) and event.get("event") == "baseline":
-            self._baseline(event.get("kib"))
-            return "wait"
-        if isinstance(event, dict) and event.get("event") == "ready":
-            self._baseline_open = False
-        return event
-
     def _env(self) -> dict[str, str]:
         return self.sandbox.env("package", {
             "GENAI_HW_DEVICE": "auto" if gpu_visible() else "cpu",  # the GPU where torch sees one
@@ -301,123 +358,229 @@ class StudentProcess:
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 **self.sandbox.popen_kwargs("package", env=self._env()))
 
-    @staticmethod
-    def _read(proc: subprocess.Popen, lines: queue.Queue, key: bytes) -> None:
-        try:
-            for raw in proc.stdout:
-                text, _, mac = raw.decode("utf-8", errors="replace").rstrip("\n").rpartition("\t")
-                expected = hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
-                if hmac.compare_digest(mac, expected):
-                    try:
-                        lines.put(json.loads(text))
-                    except ValueError:
-                        pass
-        except (OSError, ValueError):  # the pipe was closed under us: the runner was stopped
-            pass
-        lines.put(None)  # end of output: the process has ended
-
     def launch(self) -> None:
-        """Start a runner for the pending cases, without waiting for it."""
+        """Start a runner for the pending cases and send it their header, without waiting for it."""
         self.key = secrets.token_bytes(32)
-        self.lines = queue.Queue()
+        self.lines = queue.Queue(QUEUED_LINES)
+        self.stopped = threading.Event()
+        self.ready = False
+        self._baseline(None)  # the new runner loads its libraries: the watch allows for it from now on
         self._kill_all()  # nothing of an earlier runner survives into this one
-        self._baseline(None)
+        self.launched = time.monotonic()
         self.proc = self._launch()
-        header = {"key": self.key.hex(), "cases": self.pending, "forbid_gensim": self.forbid_gensim,
+        os.set_blocking(self.proc.stdin.fileno(), False)  # written by _send, which never waits past a limit
+        threading.Thread(target=_read_lines, args=(self.proc.stdout, self.key, self.lines, self.stopped),
+                         daemon=True).start()
+        # The cases without their inputs: each input is sent with its call (no code in the runner can work
+        # on a later call in the background).
+        cases = [{name: value for name, value in job.items() if name != "calls"} for job in self.pending]
+        header = {"key": self.key.hex(), "cases": cases, "forbid_gensim": self.forbid_gensim,
                   "preload": [wire.encode(r) for r in self.preload], "role": self.role, "stack": self.stack,
-                  "data_mib": self._data_mib()}
-        try:
-            self.proc.stdin.write(json.dumps(header).encode("utf-8") + b"\n")
-            self.proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        threading.Thread(target=self._read, args=(self.proc, self.lines, self.key), daemon=True).start()
+                  "data_mib": self._data_mib(), "value_limit": VALUE_LIMIT}
+        self._send(json.dumps(header).encode("utf-8") + b"\n", min(self.launched + READY_TIMEOUT, self.deadline))
 
     def start(self, ready_timeout: float = READY_TIMEOUT) -> None:
-        """Launch a runner for the pending cases; return when it is ready (or gone)."""
+        """Launch a runner for the pending cases; return when it is ready (or given up on: every pending case
+        then has its record)."""
         self.launch()
-        deadline = min(time.monotonic() + ready_timeout, self.deadline)
-        while time.monotonic() < deadline:
+        self._await_ready(ready_timeout)
+
+    def _await_ready(self, ready_timeout: float = READY_TIMEOUT) -> None:
+        reason = self._not_ready(ready_timeout)
+        if reason is None:
+            self.ready = True
+            return
+        self._stop()
+        self._fail_pending(reason)
+
+    def _not_ready(self, ready_timeout: float) -> str | None:
+        """Wait for the launched runner's ``ready`` (taking its baseline report on the way); None once it is
+        ready, else why it never was (it ended, hung, or sent a line too long)."""
+        until = min(self.launched + ready_timeout, self.deadline)
+        while (left := until - time.monotonic()) > 0:
             try:
-                event = self._event(self.lines.get(timeout=0.05))
+                line = self.lines.get(timeout=left)
             except queue.Empty:
-                continue
-            if event == "wait":
-                continue
-            if event is None or event.get("event") == "ready":
-                if event is None:
-                    self.lines.put(None)
-                return
-        self.close()  # importing the package never finished
-        reason = (OUT_OF_TIME if time.monotonic() >= self.deadline else
-                  f"importing your genai_hw package did not finish within {ready_timeout:.0f} s")
+                break
+            if line is None:  # it ended at interpreter start, or importing the package
+                self._exited()
+                if self._over_memory():
+                    return "importing your genai_hw package " + self.sandbox.watch.message("package")
+                return "the Python process running your code could not start"
+            if line is LINE_TOO_LONG:
+                return f"{TOO_LONG} while importing your genai_hw package"
+            if self._setup_event(_parse(line)) == "ready":
+                self._baseline_open = False  # no baseline once student code has run
+                return None
+        if time.monotonic() >= self.deadline:
+            return OUT_OF_TIME
+        return f"importing your genai_hw package did not finish within {ready_timeout:.0f} s"
+
+    def _setup_event(self, message: Any) -> Any:
+        """The event a runner's message names before it is ready, taking a ``baseline`` report on the way."""
+        if not isinstance(message, dict):
+            return None
+        if message.get("event") == "baseline":
+            self._baseline(message.get("kib"))
+        return message.get("event")
+
+    def _fail_pending(self, reason: str) -> None:
         for job in self.pending:
-            self.records[job["index"]] = {"event": "done", "case": job["index"], "broken": reason}
+            self.records[job["index"]] = {"broken": reason}
         self.pending = []
 
     def pump(self, restart: bool = True) -> None:
-        """Collect results until the runner ends; with ``restart``, until every case has a record."""
+        """Run the pending cases until each has a record; without ``restart``, only until the runner is
+        given up on."""
         while self.pending:
             if time.monotonic() >= self.deadline:
-                self.close()
-                for job in self.pending:
-                    self.records.setdefault(job["index"], {"event": "done", "case": job["index"],
-                                                           "broken": OUT_OF_TIME})
-                self.pending = []
-                return
-            if self.proc is None:
+                self._stop()
+                self._fail_pending(OUT_OF_TIME)
+            elif self.proc is None:
                 if not restart:
                     return
                 self.start()
+            elif not self.ready:  # launched without waiting (the reference's)
+                self._await_ready()
+            else:
+                job = self.pending.pop(0)
+                self.records[job["index"]] = self._run_case(job)
+
+    def _run_case(self, job: dict[str, Any]) -> dict[str, Any]:
+        """A case's record, made here from the outcomes of its calls: ``{"calls": [...]}`` (up to the first
+        that timed out), ``{"import_error": ...}`` (the runner could not import the function) or
+        ``{"broken": why}`` (the runner was given up on, or the outcomes took too much memory)."""
+        outcomes, size = [], 0
+        for number in range(len(job["calls"])):
+            outcome = self._call(job, number)
+            if isinstance(outcome, str):
+                return {"broken": outcome}
+            if outcome.get("import_error"):
+                return {"import_error": outcome["import_error"]}
+            size += _footprint(outcome)
+            if self.kept + size > KEPT_LIMIT_BYTES:  # this case's outcomes are dropped: the next cases may fit
+                return {"broken": TOO_MUCH_KEPT}
+            outcomes.append(outcome)
+            if outcome.get("status") == "timeout":
+                break  # the case has failed; do not spend more time on it
+        self.kept += size
+        return {"calls": outcomes}
+
+    def _call(self, job: dict[str, Any], number: int) -> dict[str, Any] | str:
+        """Send call ``number`` of ``job`` and wait for its outcome, on this process's clock: the outcome, or why
+        the runner was given up on (it is stopped then). Lines that are not this call's outcome are ignored."""
+        index, budget = job["index"], job["timeout"] + CALL_GRACE
+        until = min(time.monotonic() + budget, self.deadline)
+        request = {"case": index, "call": number, **job["calls"][number]}
+        self._send(json.dumps(request).encode("utf-8") + b"\n", until)
+        while (left := until - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:  # its output ended: the process ended (or closed its pipe)
+                self._exited()
+                reason = self._ended_why()
+                self._stop()
+                return reason
+            if line is LINE_TOO_LONG:
+                self._stop()
+                return TOO_LONG
+            outcome = _outcome(line, index, number)
+            if outcome is not None:
+                return outcome
+        self._stop()
+        if time.monotonic() >= self.deadline:
+            return OUT_OF_TIME
+        return f"did not finish within {budget:.0f} s (an infinite loop?)"
+
+    def _send(self, data: bytes, until: float) -> None:
+        """Write ``data`` to the runner's stdin, waiting for the pipe at most until ``until``: a runner that stops
+        reading cannot hold the grader (its call then runs out of time). One that has gone is left alone: the
+        end of its output says why."""
+        fd = self.proc.stdin.fileno()
+        ready = select.poll()
+        ready.register(fd, select.POLLOUT)
+        unsent = memoryview(data)
+        while unsent and (left := until - time.monotonic()) > 0:
+            if not ready.poll(left * 1000):
+                return
+            try:
+                unsent = unsent[os.write(fd, unsent):]
+            except BlockingIOError:
                 continue
-            current, started, broken = None, time.monotonic(), None
-            heard = time.monotonic()
-            while True:
-                try:
-                    event = self._event(self.lines.get(timeout=0.05))
-                    heard = time.monotonic()
-                except queue.Empty:
-                    event = "wait"
-                    if current is None and time.monotonic() - heard > READY_TIMEOUT:
-                        # Silent between cases (set-up or exit hung): the next case pays for it.
-                        waiting = next((j["index"] for j in self.pending if j["index"] not in self.records), None)
-                        if waiting is not None:
-                            broken = (waiting, f"the Python process running your code stopped responding "
-                                               f"for {READY_TIMEOUT:.0f} s")
-                        break
-                if event is None:  # the process ended
-                    self.proc.wait()
-                    if current is not None:
-                        broken = (current, self._ended_why())
-                    break
-                if isinstance(event, dict):
-                    index = event.get("case")
-                    if index in self.by_index and index not in self.records:
-                        if event.get("event") in ("start", "call"):
-                            current, started = index, time.monotonic()
-                        elif event.get("event") == "done":
-                            self.records[index] = event
-                            current = None
-                if current is not None:
-                    budget = self.by_index[current]["timeout"] + CALL_GRACE
-                    if time.monotonic() - started > budget:
-                        broken = (current, f"did not finish within {budget:.0f} s (an infinite loop?)")
-                        break
-                if time.monotonic() >= self.deadline:
-                    break
-            self.close()
-            if broken is not None:
-                self.records[broken[0]] = {"event": "done", "case": broken[0], "broken": broken[1]}
-            before = len(self.pending)
-            self.pending = [job for job in self.pending if job["index"] not in self.records]
-            if self.pending and len(self.pending) == before:
-                # The process died before starting any case (at interpreter start, or importing the package).
-                over = self._over_memory()
-                reason = ("importing your genai_hw package " + self.sandbox.watch.message("package")
-                          if over else "the Python process running your code could not start")
-                for job in self.pending:
-                    self.records[job["index"]] = {"event": "done", "case": job["index"], "broken": reason}
-                self.pending = []
+            except OSError:  # BrokenPipeError: the runner has gone
+                return
+
+
+LINE_TOO_LONG = object()
+"""What a runner's reader hands over for a line longer than MAX_LINE_BYTES (it reads no further)."""
+
+
+def _read_lines(stream: Any, key: bytes, lines: queue.Queue, stopped: threading.Event) -> None:
+    """The reader of one runner's output (a thread): hands the JSON text of every line signed with ``key`` to
+    ``lines``, then None at the end of the output. It reads at most MAX_LINE_BYTES of a line: a longer one is
+    :data:`LINE_TOO_LONG`, and the end. It never parses, so nothing the runner sends can end it early, and
+    it waits on a full queue only until the runner is stopped."""
+    try:
+        while not stopped.is_set():
+            line = stream.readline(MAX_LINE_BYTES + 1)
+            if not line.endswith(b"\n"):  # the end of the output (a last line cut short included), or too long
+                if len(line) > MAX_LINE_BYTES:
+                    _hand_over(lines, LINE_TOO_LONG, stopped)
+                break
+            text, _, mac = line[:-1].rpartition(b"\t")
+            if hmac.compare_digest(mac, hmac.new(key, text, hashlib.sha256).hexdigest().encode("ascii")):
+                _hand_over(lines, text, stopped)
+    except (OSError, ValueError):  # the pipe was closed under us: the runner was stopped
+        pass
+    finally:
+        _hand_over(lines, None, stopped)
+        with contextlib.suppress(OSError):
+            stream.close()
+
+
+def _hand_over(lines: queue.Queue, item: Any, stopped: threading.Event) -> None:
+    """Put ``item`` on ``lines``, waiting while the queue is full (the runner then waits on its pipe), but not
+    past the runner's stop: nothing is handed over then."""
+    while not stopped.is_set():
+        try:
+            lines.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+def _parse(text: bytes) -> Any:
+    """A signed line's JSON, or None where this process cannot read it (nested too deep, not UTF-8, ...)."""
+    try:
+        return json.loads(text)
+    except Exception:  # noqa: BLE001 - RecursionError included: a bad line costs only the call that waits on it
+        return None
+
+
+def _outcome(line: bytes, case: int, number: int) -> dict[str, Any] | None:
+    """The outcome of call ``number`` of ``case`` that a signed line holds, or None: the line is something else,
+    dropped at once (a flood of lines never has more than one parsed at a time)."""
+    message = _parse(line)
+    if (isinstance(message, dict) and message.get("event") == "outcome"
+            and message.get("case") == case and message.get("call") == number):
+        return message
+    return None
+
+
+def _footprint(data: Any) -> int:
+    """Bytes that parsed JSON takes in this process: every dict, list, string and number in it (a line of
+    ``[{},{},...]`` takes 20 times its length)."""
+    total, todo = 0, [data]
+    while todo:
+        item = todo.pop()
+        total += sys.getsizeof(item)
+        if isinstance(item, dict):
+            todo += [*item.keys(), *item.values()]
+        elif isinstance(item, list):
+            todo += item
+    return total
 
 
 class ReferenceProcess(StudentProcess):
@@ -472,7 +635,8 @@ class ReferenceProcess(StudentProcess):
         return proc
 
     def close(self) -> None:
-        super().close()
+        """End the process and remove the reference's copy (a restart after a broken case reuses it until then)."""
+        self._stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -490,10 +654,9 @@ def _kill_group(proc: subprocess.Popen) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     proc.wait()
-    for stream in (proc.stdin, proc.stdout):
-        if stream is not None:
-            with contextlib.suppress(OSError):
-                stream.close()
+    if proc.stdin is not None:  # its stdout belongs to its reader, which closes it at the end
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
 
 
 def _judge(case: Case, one: Call, expected: dict[str, Any], got: dict[str, Any], fixed: bool = False) -> str | None:
@@ -541,8 +704,12 @@ def _judge(case: Case, one: Call, expected: dict[str, Any], got: dict[str, Any],
             return (f"{on}: your function returned {short(value)}, which is not right for this input "
                     "(edge cases do not show the expected value)")
         return f"{on}: {problem}"
-    if got.get("mutated"):
-        return f"{on}: your function changed its argument(s) {got['mutated']}; it must not modify its inputs"
+    if case.check_mutation:
+        mutated = got.get("mutated")
+        if not _well_formed(mutated, len(one.args)):
+            return f"{on}: the runner's report for this call was incomplete (which arguments changed)"
+        if mutated:
+            return f"{on}: your function changed its argument(s) {mutated}; it must not modify its inputs"
     if "state" in expected:  # a training step: the models must end where the reference's end
         try:
             state = wire.decode(got.get("state"))
@@ -555,6 +722,12 @@ def _judge(case: Case, one: Call, expected: dict[str, Any], got: dict[str, Any],
             if problem:
                 return f"{on}: after the call the {name}'s parameters are not where they should be ({problem})"
     return None
+
+
+def _well_formed(mutated: Any, arguments: int) -> bool:
+    """Whether a runner's ``mutated`` report can be one: distinct positions among the call's ``arguments``."""
+    return (type(mutated) is list and all(type(i) is int and 0 <= i < arguments for i in mutated)
+            and len(set(mutated)) == len(mutated))
 
 
 def _safe_decode(data: Any) -> Any:
@@ -580,13 +753,13 @@ class GradingSession:
     """One grading of a submission's package, in phases.
 
     1. :meth:`start`: makes every case's inputs from the seed, launches the
-       reference's process (:class:`ReferenceProcess`) on the same inputs,
-       snapshots the submitted package and launches the isolated runner on it
-       as the sandbox's package user; returns once the runner has imported
-       the package.
-    2. :meth:`work`: collects both processes' outcomes; a runner that breaks
-       is restarted (from the same read-only snapshot) for the remaining
-       cases.
+       reference's process (:class:`ReferenceProcess`) and starts sending it
+       the calls (in a thread), snapshots the submitted package and launches
+       the isolated runner on it as the sandbox's package user; returns once
+       the runner has imported the package.
+    2. :meth:`work`: runs the student's calls and waits for the reference's;
+       a runner that breaks is restarted (from the same read-only snapshot)
+       for the remaining cases.
     3. :meth:`finish`: waits for what is left, ends both processes,
        compares, and returns one :class:`CaseResult` per case. Judging a case
        never raises: whatever goes wrong costs that case alone.
@@ -615,6 +788,8 @@ class GradingSession:
         self.spec_errors: dict[int, str] = {}
         self.student: StudentProcess | None = None
         self.oracle: ReferenceProcess | None = None
+        self.collecting: threading.Thread | None = None
+        """Runs the reference's cases, from :meth:`start` on."""
         self.work_error: str | None = None
         self.stack = libraries_of(self.reference)
         """The homework's libraries: loaded by each process before any submitted code runs."""
@@ -649,25 +824,26 @@ class GradingSession:
             self.oracle.launch()  # not waited for: it computes while the student's runner starts
         except Exception as err:  # noqa: BLE001 - every case then reports the grader error
             self.work_error = _grader_error(err)
+        else:
+            self.collecting = threading.Thread(target=self._collect_expected, name="genai-hw-reference",
+                                               daemon=True)
+            self.collecting.start()
         self.student = StudentProcess(self.package_dir, jobs, self.sandbox, data_dir=self.data_dir,
                                       forbid_gensim=bool(resources), preload=list(resources.values()),
                                       deadline=deadline, stack=self.stack)
         self.student.start()
 
     def work(self) -> None:
-        """Collect the reference's outcomes (in a thread) and the student's, until both are done."""
-        oracle = threading.Thread(target=self._collect_expected, name="genai-hw-reference", daemon=True)
-        oracle.start()
+        """Run the student's cases, and wait for the reference's (collected in a thread since :meth:`start`)."""
         try:
             if self.student is not None:
                 self.student.pump(restart=True)
         except Exception as err:  # pragma: no cover - reported by finish()
             self.work_error = _grader_error(err)
-        oracle.join()
+        if self.collecting is not None:
+            self.collecting.join()
 
     def _collect_expected(self) -> None:
-        if self.oracle is None:
-            return
         try:
             self.oracle.pump(restart=True)
             for index in range(len(self.cases)):

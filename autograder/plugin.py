@@ -73,18 +73,29 @@ ACTIVE: GenaiHwGrader | None = None
 """The plugin of the grading in progress (Otter runs one per process); the hardened Otter reads it."""
 
 
-# Otter's kernel reports its results through this cell (Otter's own writes a pickle):
-# plain JSON with each test case's name, pass/fail and message, nothing else.
+# Otter's kernel reports its results through this cell (Otter's own writes a pickle): plain JSON with each
+# public test case's name, pass/fail and message, and the values of the notebook's answers that hidden test
+# cases check (their parameters: ANSWERS, filled in per grading), judged by the grader, nothing else.
 EXPORT_CELL_SOURCE = """\
 from otter.execute import Checker
 for {tests_loop_var} in {tests_glob_json}:
     Checker.check_if_not_already_checked({tests_loop_var})
 
 import json as _genai_hw_json
+_genai_hw_answers = {{}}
+for _genai_hw_name in ANSWERS:
+    _genai_hw_value = globals().get(_genai_hw_name)
+    try:
+        _genai_hw_plain = _genai_hw_json.loads(_genai_hw_json.dumps(_genai_hw_value)) == _genai_hw_value
+    except Exception:
+        _genai_hw_plain = False
+    _genai_hw_answers[_genai_hw_name] = ({{"value": _genai_hw_value}} if _genai_hw_plain else
+                                         {{"type": type(_genai_hw_value).__name__}})
 with open("{results_path}", "w", encoding="utf-8") as _genai_hw_f:
-    _genai_hw_json.dump([{{"name": str(_t.name), "cases": [[str(_r.test_case.name), _r.passed is True,
+    _genai_hw_json.dump({{"tests": [{{"name": str(_t.name), "cases": [[str(_r.test_case.name), _r.passed is True,
                          str(_r.message)[:2000]] for _r in _t.test_case_results]}}
-                        for _t in Checker.get_results()], _genai_hw_f)
+                                    for _t in Checker.get_results()],
+                          "answers": _genai_hw_answers}}, _genai_hw_f)
 """
 
 
@@ -170,31 +181,41 @@ class _TrustedResults:
             raise RuntimeError("the notebook's results were too large to read")
         if not data:
             raise RuntimeError("the notebook's kernel reported no results (did it finish?)")
-        claims = _read_claims(data)
+        claims, answers = _read_claims(data)
         tests_dir = grader.source / "tests" if grader is not None else Path("tests")
-        return trusted_results(tests_dir, claims)
+        package = set(grader.questions) if grader is not None else set()
+        return trusted_results(tests_dir, claims, answers=answers, package_questions=package)
 
 
-def _read_claims(data: bytes) -> dict[str, dict[str, tuple[bool, str]]]:
+def _read_claims(data: bytes) -> tuple[dict[str, dict[str, tuple[bool, str]]], dict[str, Any]]:
+    """The kernel's report: each public test case's pass/fail and message, and the notebook's answers
+    (``{name: {"value": plain data}}`` or ``{name: {"type": ...}}`` for a value that is not plain data)."""
     try:
         raw = json.loads(data.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise RuntimeError(f"the notebook's results could not be read ({type(err).__name__})") from None
+    answers = raw.get("answers") if isinstance(raw, dict) and isinstance(raw.get("answers"), dict) else {}
+    tests = raw.get("tests") if isinstance(raw, dict) else raw
     claims: dict[str, dict[str, tuple[bool, str]]] = {}
-    for test in raw if isinstance(raw, list) else []:
+    for test in tests if isinstance(tests, list) else []:
         if not isinstance(test, dict) or not isinstance(test.get("name"), str):
             continue
         cases = claims.setdefault(test["name"], {})
         for entry in test.get("cases") if isinstance(test.get("cases"), list) else []:
             if isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str):
                 cases[entry[0]] = (entry[1] is True, str(entry[2])[:2000])
-    return claims
+    return claims, {str(k): v for k, v in answers.items() if isinstance(v, dict)}
 
 
 def trusted_results(tests_dir: Path, claims: dict[str, dict[str, tuple[bool, str]]],
-                    unreported: str = "the notebook did not report this test") -> Any:
+                    unreported: str = "the notebook did not report this test", answers: dict | None = None,
+                    package_questions: set[str] | None = None) -> Any:
     """Otter ``GradingResults`` for the test files in ``tests_dir``, with pass/fail from ``claims``
-    (a test case the claims do not mention fails with the message ``unreported``)."""
+    (a test case the claims do not mention fails with the message ``unreported``).
+
+    Hidden test cases of notebook questions (not package questions, which the plugin grades itself) never
+    reach the kernel (:func:`hide_hidden_cases`): with ``answers``, this process runs them, on the values the
+    notebook reported for their parameters (plain data only)."""
     from otter.test_files import GradingResults
     from otter.test_files.abstract_test import TestCaseResult
     from otter.test_files.exception_test import ExceptionTestFile
@@ -203,13 +224,63 @@ def trusted_results(tests_dir: Path, claims: dict[str, dict[str, tuple[bool, str
     for path in sorted(tests_dir.glob("*.py")):
         test_file = ExceptionTestFile.from_file(str(path))
         reported = claims.get(test_file.name, {})
-        test_file.test_case_results = [
-            TestCaseResult(test_case=tc, passed=passed, message=message)
-            for tc in test_file.test_cases
-            for passed, message in [reported.get(tc.name, (False, unreported))]
-        ]
+        results = []
+        for tc in test_file.test_cases:
+            if answers is not None and tc.hidden and test_file.name not in (package_questions or set()):
+                passed, message = _judge_answer(tc, answers)
+            else:
+                passed, message = reported.get(tc.name, (False, unreported))
+            results.append(TestCaseResult(test_case=tc, passed=passed, message=message))
+        test_file.test_case_results = results
         test_files.append(test_file)
     return GradingResults(test_files)
+
+
+def _judge_answer(test_case: Any, answers: dict[str, Any]) -> tuple[bool, str]:
+    """Run a hidden test case of a notebook question here, in the grader, on the notebook's reported
+    answers: the test's code is the autograder's, its inputs plain data (no student code runs)."""
+    env: dict[str, Any] = {}
+    for name in test_case.body._get_func_params():
+        answer = answers.get(name)
+        if answer is None:
+            return False, f"the notebook did not report `{name}` (did it run to the end?)"
+        if "value" not in answer:
+            return False, (f"`{name}` is a {answer.get('type', 'value')}, not plain data (a number, a string, "
+                           "a list or a dict of them): the grader could not check it")
+        env[name] = answer["value"]
+    try:
+        test_case.body.call_func(env)
+    except Exception as err:  # noqa: BLE001 - the test's own assertion, or its error on this value
+        return False, f"Test case failed\n{type(err).__name__}: {clip(str(err), 1000)}"
+    return True, "Test case passed"
+
+
+def hide_hidden_cases(tests_dir: Path) -> list[str]:
+    """Remove the hidden test cases from the kernel's copy of the tests (``tests_dir``), so that no code in
+    the kernel can read what they expect; return the names of the notebook's answers they check (their
+    functions' parameters), which the kernel reports for the grader to judge (:func:`trusted_results`)."""
+    import ast
+
+    names: set[str] = set()
+    for path in sorted(tests_dir.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        kept = []
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and any(_is_hidden(d) for d in node.decorator_list):
+                names.update(arg.arg for arg in node.args.args if arg.arg != "env")
+                continue
+            kept.append(node)
+        tree.body = kept
+        path.write_text(ast.unparse(tree) + "\n", encoding="utf-8")
+    return sorted(names)
+
+
+def _is_hidden(decorator: Any) -> bool:
+    import ast
+
+    return (isinstance(decorator, ast.Call) and any(
+        k.arg == "hidden" and isinstance(k.value, ast.Constant) and k.value.value is True
+        for k in decorator.keywords))
 
 
 class _ResultsFile:
@@ -244,6 +315,12 @@ def _sandboxed_kernel_manager():
         async def _async_pre_start_kernel(self, **kw: Any) -> Any:
             box = ACTIVE.sandbox
             self.connection_file = str(box.root / f"kernel-{secrets.token_hex(6)}.json")
+            # Jupyter's IPC transport (Unix sockets in a folder of the notebook user's) instead of TCP: the
+            # seccomp filter gives student code no TCP or UDP socket at all.
+            sockets = box.homes["notebook"] / "ipc"
+            sockets.mkdir(mode=0o700, exist_ok=True)
+            box.give(sockets, "notebook")
+            self.transport, self.ip = "ipc", str(sockets / "kernel")
             return await super()._async_pre_start_kernel(**kw)
 
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
@@ -253,7 +330,7 @@ def _sandboxed_kernel_manager():
             cap.write_text(KERNEL_OUTPUT_CAP.format(
                 limit=2 * sandboxing.OUTPUT_LIMIT_BYTES, stack=list(ACTIVE.stack),
                 data_mib=sandboxing.MEMORY_MIB["notebook"] * sandboxing.DATA_FACTOR), encoding="utf-8")
-            cap.chmod(0o644)
+            box.share(cap, "notebook")
             kernel_cmd = [*kernel_cmd, f"--IPKernelApp.exec_files={cap}"]
             jupyter = {k: v for k, v in (kw.get("env") or {}).items() if k.startswith("JPY_")}
             kw.update(box.popen_kwargs("notebook", env=box.env("notebook", jupyter)))
@@ -264,36 +341,60 @@ def _sandboxed_kernel_manager():
 
         def client(self, **kwargs: Any) -> Any:
             kc = super().client(**kwargs)
-            kc.context.setsockopt(zmq.MAXMSGSIZE, sandboxing.MESSAGE_LIMIT_BYTES)  # before its sockets exist
+            # Before its sockets exist: no message larger than MESSAGE_LIMIT_BYTES, and at most MESSAGE_QUEUE
+            # of them waiting in the grader (output messages past that are dropped by ZeroMQ; replies wait).
+            kc.context.setsockopt(zmq.MAXMSGSIZE, sandboxing.MESSAGE_LIMIT_BYTES)
+            kc.context.setsockopt(zmq.RCVHWM, sandboxing.MESSAGE_QUEUE)
             return kc
 
     return SandboxedKernelManager
 
 
-def _capped_output(original):
-    """nbclient's ``output``, keeping at most ``OUTPUT_LIMIT_BYTES`` of the notebook's output in all."""
+def _message_size(msg: dict) -> int:
+    """Bytes a kernel message would cost the grader to keep: its content and metadata as JSON (text, data,
+    tracebacks, display metadata, transient fields alike) and its binary buffers."""
+    size = sum(len(bytes(b)) for b in msg.get("buffers") or [])
+    for part in (msg.get("content"), msg.get("metadata")):
+        try:
+            size += len(json.dumps(part, default=str))
+        except (TypeError, ValueError, RecursionError):
+            size += sandboxing.OUTPUT_LIMIT_BYTES  # cannot even be measured: drop it
+    return size
 
-    def output(self, outs, msg, display_id, cell_index):
+
+def _capped_messages(original):
+    """nbclient's ``process_message``, keeping at most ``OUTPUT_LIMIT_BYTES`` of the notebook's output in all.
+
+    Every message of the kernel's output channel counts, whatever its type and field (``stream``,
+    ``display_data``, ``update_display_data``, ``execute_result``, ``error``; content, metadata and
+    buffers), before nbclient stores any of it; past the limit they are dropped with one note. Widget
+    (``comm``) messages are dropped at once: a grading needs no widget, and nbclient would keep their state.
+    Only ``status`` and ``execute_input`` (how nbclient knows a cell started and ended; it keeps nothing of
+    them) always pass."""
+
+    def process_message(self, msg, cell, cell_index):
         if ACTIVE is None or ACTIVE.sandbox is None:
-            return original(self, outs, msg, display_id, cell_index)
-        content = msg.get("content") or {}
-        size = len(str(content.get("text", ""))) + sum(len(str(v)) for v in (content.get("data") or {}).values())
-        size += sum(len(str(line)) for line in content.get("traceback") or [])
-        used = getattr(self, "_genai_hw_output", 0) + size
+            return original(self, msg, cell, cell_index)
+        msg_type = str(msg.get("msg_type") or (msg.get("header") or {}).get("msg_type") or "")
+        if msg_type in ("status", "execute_input"):
+            return original(self, msg, cell, cell_index)
+        if msg_type.startswith("comm"):
+            return None
+        used = getattr(self, "_genai_hw_output", 0) + _message_size(msg)
         self._genai_hw_output = used
         if used <= sandboxing.OUTPUT_LIMIT_BYTES:
-            return original(self, outs, msg, display_id, cell_index)
+            return original(self, msg, cell, cell_index)
         if not getattr(self, "_genai_hw_output_noted", False):
             self._genai_hw_output_noted = True
             note = nbformat.v4.new_output("stream", name="stderr", text=(
                 f"[genai-hw: the notebook's output went past {sandboxing.OUTPUT_LIMIT_BYTES // 2**20} MB; "
                 "the rest was dropped]\n"))
-            outs.append(note)
+            cell.outputs.append(note)
             return note
         return None
 
-    output._genai_hw = True
-    return output
+    process_message._genai_hw = True
+    return process_message
 
 
 NO_LOG = "No log found with which to verify student scores."
@@ -373,7 +474,7 @@ def _harden_otter() -> None:
     otter.execute.pickle = _TrustedResults
     otter.execute.tempfile = _ResultsFile
     otter.execute.start_server = _no_log_server
-    otter.execute.preprocessor.EXPORT_CELL_SOURCE = EXPORT_CELL_SOURCE
+    otter.execute.preprocessor.EXPORT_CELL_SOURCE = EXPORT_CELL_SOURCE.replace("ANSWERS", "[]")
     LogRecordStreamHandler.unpickle = _refuse
     Log.from_file = classmethod(_refuse)
     LogEntry.unshelve = _refuse
@@ -448,13 +549,20 @@ def _harden_otter() -> None:
 
     if not getattr(GradingResults.to_gradescope_dict, "_genai_hw", False):
         GradingResults.to_gradescope_dict = _explained(GradingResults.to_gradescope_dict)
-    if not getattr(NotebookClient.output, "_genai_hw", False):
-        NotebookClient.output = _capped_output(NotebookClient.output)
+    if not getattr(NotebookClient.process_message, "_genai_hw", False):
+        NotebookClient.process_message = _capped_messages(NotebookClient.process_message)
 
 
 def _natural_key(name: str) -> list:
     """``q2`` sorts before ``q10``."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _submission_folder(submission_path: str) -> Path:
+    """The folder Otter (or Gradescope) unpacked the upload into, named by the path Otter gives, never by
+    where a link in the upload points: the autograder's own files are found next to it (``../source``),
+    so a notebook that is a link into a folder the student wrote cannot bring its own plugin or tests."""
+    return Path(os.path.abspath(submission_path)).parent
 
 
 def _zip_plugin_class(source: Path) -> type | None:
@@ -480,7 +588,7 @@ class GenaiHwGrader(AbstractOtterPlugin):
     """Grades ``genai_hw`` functions against the reference in a sandbox, and the notebook in another."""
 
     def __new__(cls, submission_path: str, submission_metadata: dict, plugin_config: dict) -> Any:
-        source = Path(submission_path).resolve().parent.parent / "source" / "autograder"
+        source = _submission_folder(submission_path).parent / "source" / "autograder"
         own = _zip_plugin_class(source) if cls.__module__ == "autograder.plugin" else None
         if own is not None and own is not cls:
             return own(submission_path, submission_metadata, plugin_config)
@@ -497,7 +605,7 @@ class GenaiHwGrader(AbstractOtterPlugin):
         self.kernel_dir: Path | None = None
         self.kernel_error: str | None = None
         self.notes: list[str] = []
-        self.source = Path(submission_path).resolve().parent.parent / "source"
+        self.source = _submission_folder(submission_path).parent / "source"
         self.reports: dict[str, str] | None = None
         self.visibility: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
@@ -510,7 +618,8 @@ class GenaiHwGrader(AbstractOtterPlugin):
     def before_grading(self, config: Any) -> None:
         global ACTIVE
         ACTIVE = self
-        submission = Path(self.submission_path).resolve().parent
+        submission = _submission_folder(self.submission_path)
+        self.notes += [f"genai-hw: {note}" for note in sandboxing.drop_special_files(submission)]
         for log in submission.rglob(OTTER_LOG):
             with contextlib.suppress(OSError):
                 log.unlink()
@@ -523,11 +632,10 @@ class GenaiHwGrader(AbstractOtterPlugin):
                 os.chmod(submission.parent, 0o700)  # /autograder on Gradescope: nothing in it for students
         else:
             self.notes.append("genai-hw: " + sandboxing.NOT_ISOLATED)
-        try:
-            self.sandbox = sandboxing.Sandbox()
-        except sandboxing.SandboxError as err:
-            self.error = f"the grading sandbox could not be set up: {err}"
-            return
+        # A grader that cannot run student code as the sandbox's users stops here, before grading anything:
+        # SandboxError goes up through Otter (genai-hw grade and release check first and say why; the
+        # Gradescope entry point exits without a result), never a zero for the student.
+        self.sandbox = sandboxing.Sandbox()
         self.sandbox.remember(submission.parent.parent)  # otter run's temporary folder, if this is one
         self._install_cleanup()
 
@@ -576,7 +684,7 @@ class GenaiHwGrader(AbstractOtterPlugin):
 
         self.visibility = visibility_of(self.source)
         self.seed = int(os.environ.get(SEED_ENV_VAR) or secrets.randbelow(2**31))
-        package = Path(self.submission_path).resolve().parent / "genai_hw"
+        package = _submission_folder(self.submission_path) / "genai_hw"
         self.package_missing = not package.is_dir() or package.is_symlink()
         try:
             cases = load_cases(grading / "hidden_cases.py")
@@ -615,8 +723,12 @@ class GenaiHwGrader(AbstractOtterPlugin):
     def _prepare_kernel_dir(self) -> None:
         """The notebook runs in a copy of the submission that belongs to the notebook user."""
         self.kernel_dir = self.sandbox.homes["notebook"] / "submission"
-        sandboxing.copy_tree(Path(self.submission_path).resolve().parent, self.kernel_dir,
+        sandboxing.copy_tree(_submission_folder(self.submission_path), self.kernel_dir,
                              skip=("__pycache__", OTTER_LOG))
+        answers = hide_hidden_cases(self.kernel_dir / "tests") if (self.kernel_dir / "tests").is_dir() else []
+        import otter.execute.preprocessor
+
+        otter.execute.preprocessor.EXPORT_CELL_SOURCE = EXPORT_CELL_SOURCE.replace("ANSWERS", json.dumps(answers))
         self.sandbox.give(self.kernel_dir, "notebook")
 
     def _install_cleanup(self) -> None:

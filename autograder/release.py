@@ -43,7 +43,7 @@ PACKAGE = "genai_hw"
 AUTOGRADER_DIR = Path(__file__).resolve().parent
 PLUGIN = "autograder.plugin.GenaiHwGrader"
 GRADING_MODULES = ("__init__.py", "cases.py", "gradescope.py", "harness.py", "plugin.py", "runner.py",
-                   "sandbox.py", "wire.py")
+                   "sandbox.py", "seccomp.py", "wire.py")
 """The grading side of ``autograder/``: all the autograder zip carries (no build or CLI code)."""
 RUN_OTTER = """\
 \"\"\"Gradescope's entry point: Otter's autograder, and a results.json whatever happens.\"\"\"
@@ -609,6 +609,9 @@ def release(root: Path, names: list[str] | None = None, out: Path | None = None,
                                       out / "autograder", contents)
             log(f"{homework.name}: student release {student}, autograder {ag_zip}")
             if verify:
+                from .sandbox import preflight
+
+                preflight()  # before grading: a grader that cannot run student code says why, not "0/20"
                 solution_nb = assign_out / "autograder" / homework.master.name
                 reference = copy_package(root / "solutions" / PACKAGE, build / "reference" / PACKAGE, contents)
                 checks = {

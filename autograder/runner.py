@@ -14,21 +14,36 @@ holds only this file, ``genai_hw_wire.py``, a snapshot of the submitted
 ``genai_hw/`` taken before any student code ran, and the data the cases
 load. It never sees the reference solutions or the hidden cases' code.
 
-Protocol: the harness writes one JSON line to stdin (the cases, the resources
-to preload, and a fresh HMAC key) and closes it. The runner moves its stdout
-pipe to a private descriptor and points fd 1 and 2 at /dev/null (whatever
-submitted code prints is discarded), imports every module of the package,
-and writes ``ready``; then, for each case, it writes a
-``start`` line, a ``call`` line before each call, and a ``done`` line. Every
-line carries an HMAC of its JSON, so lines that another process writes into
-the pipe (the notebook's kernel, a child left behind) are ignored; the key
-never touches the disk. Before importing the package it loads the
-homework's libraries (header ``stack``) and resources (gensim, the word
-vectors), reports its memory then (``baseline``: what the memory limit does
-not count) and caps its data size. Submitted code in *this* process can find the key
-(in this process's memory): that gains nothing, since all it could sign is
-outputs of its own functions, which is what it returns anyway, and the
-expected outputs never leave the grader's process.
+Protocol, request and response: the harness writes one JSON line to stdin
+(the header: a fresh HMAC key, the resources to preload, and the cases
+*without their inputs*: function, timeout and checks) and keeps stdin open.
+The runner moves its two pipes to private descriptors and points fd 0, 1
+and 2 at /dev/null (submitted code that reads input gets nothing, and what it
+prints is discarded), loads the homework's libraries and resources, reports
+its memory then (``baseline``: what the memory limit does not count), caps
+its data size, imports every module of the package, and writes ``ready``.
+Then the harness sends one request per call (``{"case": i, "call": j,
+"args": ..., "kwargs": ...}``) and the runner answers each with one
+``outcome`` line: the call's status, value and checks, or the
+``import_error`` of the case's function. The harness sends the next request
+only once it has this outcome (or has given up on the call), so no input is
+in this process before its call, and it times every call on its own clock:
+nothing written here can lengthen a call. Every line carries an HMAC of its
+JSON, so lines that another process writes into the pipe (the notebook's
+kernel, a child left behind) are ignored; the key never touches the disk.
+Submitted code in *this* process can find the key (in this process's
+memory): all it could sign is outcomes of its own calls, which the grader
+checks and times itself, and the expected outputs never leave the grader's
+process.
+
+What the mutation check proves: the runner writes each positional argument
+as plain data before and after the call and reports the ones that differ
+(``mutated``). That catches honest code that changes its inputs in place
+(appends to a list, ``add_`` on a tensor). It does not prove that the inputs
+were left alone: only this process sees those objects, so code running here
+can forge the report (sign its own outcome, or patch this module). The
+grader fails a call whose report is missing or malformed, so a broken runner
+never passes it by silence.
 """
 
 import hashlib
@@ -39,8 +54,15 @@ import os
 import pkgutil
 import signal
 import sys
-import time
 import traceback
+
+TEXT_LIMIT = 300
+"""Characters kept of a text that describes a failure (an exception's message, each of its class names, where
+it was raised): the outcome line stays far below the grader's bound whatever the exception holds."""
+
+
+def _clipped(text):
+    return text if len(text) <= TEXT_LIMIT else text[: TEXT_LIMIT - 3] + "..."
 
 
 class CallTimeout(BaseException):
@@ -52,16 +74,14 @@ def _on_alarm(signum, frame):
 
 
 def _exception_info(err):
-    names = [cls.__name__ for cls in type(err).__mro__]
-    message = str(err)
-    if len(message) > 300:
-        message = message[:297] + "..."
+    names = [cls.__name__[:TEXT_LIMIT] for cls in type(err).__mro__][:TEXT_LIMIT]
+    message = _clipped(str(err))
     tb = traceback.extract_tb(err.__traceback__)
     student_frames = [f for f in tb if "genai_hw" in f.filename]
     where = ""
     if student_frames:
         last = student_frames[-1]
-        where = f"{last.filename.split('genai_hw')[-1].lstrip('/')}, line {last.lineno}"
+        where = _clipped(f"{last.filename.split('genai_hw')[-1].lstrip('/')}, line {last.lineno}")
     return {"status": "raised", "types": names, "message": message, "where": where}
 
 
@@ -90,7 +110,20 @@ def _free_gpu_memory():
         torch.cuda.empty_cache()
 
 
-def _run_call(function, wire, call, timeout, check_mutation):
+def _plain(wire, value, limit):
+    """``value`` as plain data; what cannot be written, or would take more than ``limit`` characters of JSON,
+    comes back as an ``unsupported`` stand-in that says why (so an outcome line always fits the grader's bound)."""
+    try:
+        encoded = wire.encode(value)
+        if len(json.dumps(encoded, separators=(",", ":"))) <= limit:
+            return encoded
+        return {"t": "unsupported", "type": f"output over {limit // 1024} KB", "repr": ""}
+    except Exception as err:  # noqa: BLE001 - e.g. an int too long to write, a recursive container
+        return {"t": "unsupported", "type": type(value).__name__[:TEXT_LIMIT],
+                "repr": f"could not be sent back ({type(err).__name__})"}
+
+
+def _run_call(function, wire, call, timeout, check_mutation, value_limit):
     try:
         args = wire.decode(call["args"])
         kwargs = wire.decode(call["kwargs"])
@@ -100,9 +133,8 @@ def _run_call(function, wire, call, timeout, check_mutation):
         real_args = wire.realize_args(args)
         real_kwargs = wire.realize(kwargs)
     except Exception as err:  # the grader's side of the call failed, not the submitted code
-        return {"status": "setup_error", "message": f"{type(err).__name__}: {err}"[:300]}
+        return {"status": "setup_error", "message": _clipped(f"{type(err).__name__}: {err}")}
     seed_globals()
-    start = time.perf_counter()
     signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
         value = function(*real_args, **real_kwargs)
@@ -114,7 +146,6 @@ def _run_call(function, wire, call, timeout, check_mutation):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         _free_gpu_memory()
-    seconds = time.perf_counter() - start
     mutated = []
     if check_mutation:
         for i, (old, arg) in enumerate(zip(before, real_args)):
@@ -124,21 +155,31 @@ def _run_call(function, wire, call, timeout, check_mutation):
                 changed = True
             if changed:
                 mutated.append(i)
-    try:
-        encoded = wire.encode(value)
-        if len(json.dumps(encoded, separators=(",", ":"))) > 20_000_000:
-            encoded = {"t": "unsupported", "type": "output over 20 MB", "repr": ""}
-    except Exception as err:  # noqa: BLE001 - e.g. an int too long to write, a recursive container
-        encoded = {"t": "unsupported", "type": type(value).__name__,
-                   "repr": f"could not be sent back ({type(err).__name__})"}
-    outcome = {"status": "ok", "value": encoded, "mutated": mutated, "seconds": seconds}
+    outcome = {"status": "ok", "value": _plain(wire, value, value_limit), "mutated": mutated}
     try:
         state = wire.observe(args, real_args)
         if state is not None:
-            outcome["state"] = wire.encode(state)
+            outcome["state"] = _plain(wire, state, value_limit)
     except Exception as err:  # noqa: BLE001 - e.g. the models were replaced by something else
         outcome["state"] = {"t": "unsupported", "type": type(err).__name__, "repr": "could not be read"}
     return outcome
+
+
+def _answer(wire, case, request, value_limit):
+    """The outcome of one requested call of ``case``: its function's ``import_error``, or how the call went."""
+    module_name, *attributes = case["function"].split(".")
+    try:
+        function = importlib.import_module(f"genai_hw.{module_name}")
+        for attribute in attributes:  # "attention.TinyGPT.forward": a method, called with the model first
+            function = getattr(function, attribute)
+    except BaseException as err:  # noqa: BLE001
+        info = _exception_info(err)
+        return {"import_error": f"{info['types'][0]}: {info['message']}"}
+    wire.torch_attention_guard(bool(case.get("forbid_torch_attention")))
+    try:
+        return _run_call(function, wire, request, case["timeout"], case["check_mutation"], value_limit)
+    finally:
+        wire.torch_attention_guard(False)
 
 
 def _deterministic_cuda(wire):
@@ -178,13 +219,18 @@ def _settle(emit, data_mib):
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
 
-def _emitter(key):
-    fd = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    out = os.fdopen(fd, "w", encoding="utf-8", buffering=1)
+def _channel():
+    """The grader's two pipes, moved to private descriptors (requests in, signed lines out); fd 0, 1 and 2
+    then point at /dev/null, so submitted code that reads input gets nothing and what it prints is discarded."""
+    requests = os.fdopen(os.dup(0), "rb")
+    replies = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    return requests, replies
 
+
+def _emitter(out, key):
     def emit(record):
         text = json.dumps(record, separators=(",", ":"))
         mac = hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
@@ -195,8 +241,9 @@ def _emitter(key):
 
 def main():
     package_root = sys.argv[1]
-    job = json.loads(sys.stdin.readline())
-    emit = _emitter(bytes.fromhex(job.pop("key")))
+    requests, replies = _channel()
+    job = json.loads(requests.readline())
+    emit = _emitter(replies, bytes.fromhex(job.pop("key")))
     sys.path.insert(0, package_root)
     # Only the snapshot provides genai_hw: no installed copy (an editable install's finder would
     # hand a module the upload lacks from the course checkout).
@@ -233,28 +280,11 @@ def main():
         except BaseException:  # noqa: BLE001 - reported again by the cases that need the module
             pass
     emit({"event": "ready"})
-    for case in job["cases"]:
-        emit({"event": "start", "case": case["index"]})
-        module_name, *attributes = case["function"].split(".")
-        record = {"event": "done", "case": case["index"], "calls": []}
-        try:
-            function = importlib.import_module(f"genai_hw.{module_name}")
-            for attribute in attributes:  # "attention.TinyGPT.forward": a method, called with the model first
-                function = getattr(function, attribute)
-        except BaseException as err:  # noqa: BLE001
-            info = _exception_info(err)
-            record["import_error"] = f"{info['types'][0]}: {info['message']}"
-        else:
-            wire.torch_attention_guard(bool(case.get("forbid_torch_attention")))
-            for number, one_call in enumerate(case["calls"]):
-                emit({"event": "call", "case": case["index"], "call": number})
-                outcome = _run_call(function, wire, one_call, case["timeout"], case["check_mutation"])
-                record["calls"].append(outcome)
-                if outcome["status"] == "timeout":
-                    break  # the case has failed; do not spend more time on it
-            wire.torch_attention_guard(False)
-        emit(record)
-
+    cases = {case["index"]: case for case in job["cases"]}
+    for line in requests:  # one call at a time, each sent once the grader has the previous one's outcome
+        request = json.loads(line)
+        outcome = _answer(wire, cases[request["case"]], request, job["value_limit"])
+        emit({"event": "outcome", "case": request["case"], "call": request["call"], **outcome})
 
 if __name__ == "__main__":
     main()

@@ -49,13 +49,15 @@ import threading
 import time
 from pathlib import Path
 
+from .seccomp import SOURCE as SECCOMP_SOURCE
+
 UID_BASE = int(os.environ.get("GENAI_HW_SANDBOX_UID_BASE", "59000"))
 """First user id of the pool; slot ``n`` uses ``UID_BASE + 2n`` (package) and ``UID_BASE + 2n + 1`` (notebook)."""
 SLOTS = 256
 ROLES = ("package", "notebook")
 MARKER = "GENAI_HW_SANDBOX"
 """Environment variable that every student process inherits: finds them when nothing is isolated."""
-TEMP_ROOTS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+TEMP_ROOTS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")
 """World-writable folders whose entries owned by a slot's users are removed when the slot is reaped."""
 SNAPSHOT_LIMIT_BYTES = 200 * 2**20
 SNAPSHOT_LIMIT_FILES = 2000
@@ -102,8 +104,12 @@ MAX_FILE_MIB = int(os.environ.get("GENAI_HW_MAX_FILE_MIB", "64"))
 """RLIMIT_FSIZE: the largest file student code may write (a larger write fails with 'File too large')."""
 OUTPUT_LIMIT_BYTES = int(os.environ.get("GENAI_HW_OUTPUT_LIMIT_BYTES", str(2 * 2**20)))
 """Notebook output kept (all cells together); the rest is dropped with a note."""
-MESSAGE_LIMIT_BYTES = 16 * 2**20
-"""Largest single message the grader accepts from the kernel (a larger one is dropped by ZeroMQ)."""
+MESSAGE_LIMIT_BYTES = 8 * 2**20
+"""Largest single message the grader accepts from the kernel (a larger one is dropped by ZeroMQ; a plot is
+a few hundred kB)."""
+MESSAGE_QUEUE = 8
+"""Messages from the kernel that may wait in the grader's ZeroMQ queues, per socket: with
+``MESSAGE_LIMIT_BYTES``, at most 64 MiB that the grader holds for a kernel that floods it."""
 WATCH_INTERVAL = float(os.environ.get("GENAI_HW_WATCH_INTERVAL", "0.05"))
 """Seconds between two samples of the student users' memory (bench/limits.py measures what watching costs)."""
 
@@ -116,7 +122,7 @@ NOT_ISOLATED = (
 )
 
 
-DROP = """\
+DROP = SECCOMP_SOURCE + """
 import ctypes, os, resource, signal, sys
 uid, gid, nproc, fsize = (int(a) for a in sys.argv[1:5])
 for limit, value in ((resource.RLIMIT_NPROC, nproc), (resource.RLIMIT_FSIZE, fsize), (resource.RLIMIT_CORE, 0)):
@@ -130,16 +136,28 @@ os.setresgid(gid, gid, gid)
 os.setresuid(uid, uid, uid)
 if ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
     raise SystemExit("genai-hw sandbox: prctl(PR_SET_NO_NEW_PRIVS) failed")
+try:
+    _genai_hw_confine()
+except OSError as err:
+    raise SystemExit(f"genai-hw sandbox: {err}") from None
 os.execv(sys.argv[5], sys.argv[5:])
 """
 """Sets the student process's limits, makes it the OOM killer's first choice (oom_score_adj 1000; a grader
 without CAP_SYS_RESOURCE cannot stop it lowering that to 0, so MemoryWatch puts it back), becomes the student
 user (no supplementary groups, private files by default, and no way back up through a setuid program:
-no_new_privs), then runs the command."""
+no_new_privs), installs the seccomp filter of :mod:`autograder.seccomp` (no network, no namespaces, no
+System V IPC or memfd), then runs the command. A launcher that cannot do all of it exits with a message
+and runs nothing."""
 
 
 class SandboxError(RuntimeError):
     """The sandbox cannot be set up; the message says what to change."""
+
+
+def preflight(python: str = sys.executable) -> None:
+    """Check, before grading anything, that student code can run here as it will (its users, the Python,
+    the seccomp filter, a free slot): raises :class:`SandboxError` naming the cause and the fix."""
+    Sandbox(python=python).close()
 
 
 def isolating() -> bool:
@@ -179,7 +197,9 @@ def _process_ids() -> list[int]:
 
 
 def _process_uids(pid: int) -> tuple[set[int], bool]:
-    """The real/effective/saved/fs uids of ``pid`` and whether it is a zombie."""
+    """The real/effective/saved/fs uids of ``pid`` and whether it is a zombie: every one of its tasks
+    (threads) has ended. A process whose main thread exited while another thread runs shows a zombie
+    leader, but it lives on and holds memory: it is not a zombie here."""
     uids: set[int] = set()
     zombie = False
     with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as f:
@@ -189,7 +209,26 @@ def _process_uids(pid: int) -> tuple[set[int], bool]:
             elif line.startswith("Uid:"):
                 uids = {int(v) for v in line.split()[1:]}
                 break
+    if zombie and _live_task(pid) is not None:
+        zombie = False
     return uids, zombie
+
+
+def _live_task(pid: int) -> int | None:
+    """A task (thread) of ``pid`` that has not ended, if any."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", encoding="utf-8", errors="replace") as f:
+                state = f.read().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("Z", "X"):
+            return int(tid)
+    return None
 
 
 def _has_marker(pid: int, tokens: set[str]) -> bool:
@@ -229,10 +268,14 @@ def kill_processes(uids: set[int] | None = None, tokens: set[str] | None = None,
     how many kills were sent.
     """
     sent = 0
-    for _ in range(rounds):
+    for round_ in range(rounds):
         pids = processes_of(uids, tokens)
         if not pids:
             return sent
+        if uids is not None and 1 <= round_ <= 3:
+            for uid in uids:  # still there after a round by pid (forking, say): all of the user's at once
+                sent += _kill_as(uid)
+            pids = processes_of(uids, tokens)
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
@@ -241,7 +284,35 @@ def kill_processes(uids: set[int] | None = None, tokens: set[str] | None = None,
     return sent
 
 
-def _status(pid: int) -> dict[str, str]:
+KILL_AS = """\
+import os, signal, sys
+uid = int(sys.argv[1])
+os.setgroups([])
+os.setresgid(uid, uid, uid)
+os.setresuid(uid, uid, uid)
+try:
+    os.kill(-1, signal.SIGKILL)
+except ProcessLookupError:
+    pass
+"""
+"""``kill(-1, SIGKILL)`` as the student user: the kernel sends it to every process that user may signal,
+which is every process of the user (and no other), in one call, whatever their state."""
+
+
+def _kill_as(uid: int) -> int:
+    """Kill every process of ``uid`` from a short-lived process of that user (root only). Returns 1 if
+    it ran."""
+    if os.geteuid() != 0 or uid in (0, os.geteuid()):
+        return 0
+    try:
+        subprocess.run([sys.executable, "-I", "-S", "-c", KILL_AS, str(uid)], timeout=10, check=False,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return 1
+
+
+def _status(pid: int | str) -> dict[str, str]:
     with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as f:
         return {key: value.strip() for key, _, value in (line.partition(":") for line in f)}
 
@@ -319,6 +390,43 @@ def memory_in_files(roots: list[str], uids: set[int]) -> dict[int, int]:
     return used
 
 
+def _memory_devices(roots: list[str]) -> set[int]:
+    """Devices whose files are memory: the tmpfs folders ``roots`` and the kernel's internal one that holds
+    memfds (found by making one)."""
+    devices = set()
+    for root in roots:
+        with contextlib.suppress(OSError):
+            devices.add(os.stat(root).st_dev)
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.memfd_create("genai-hw-probe")
+        try:
+            devices.add(os.fstat(fd).st_dev)
+        finally:
+            os.close(fd)
+    return devices
+
+
+def _unlinked_memory_kib(pid: int, devices: set[int], seen: set[tuple[int, int]]) -> int:
+    """KiB held by memory-backed files that ``pid`` keeps open but that no folder shows (a memfd, a file of
+    /dev/shm deleted after opening, ``O_TMPFILE``): no scan of the folders finds them and no process's
+    RSS shows them unless mapped. Each file is counted once (``seen``)."""
+    total = 0
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return 0
+    for fd in fds:
+        try:
+            info = os.stat(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        key = (info.st_dev, info.st_ino)
+        if stat.S_ISREG(info.st_mode) and info.st_nlink == 0 and info.st_dev in devices and key not in seen:
+            seen.add(key)
+            total += info.st_blocks // 2
+    return total
+
+
 def _unreclaimable_kib(status: dict[str, str]) -> int:
     """A process's memory that the kernel cannot simply drop: its anonymous and shared-memory pages
     (``RssAnon + RssShmem``). Pages of mapped files, such as the libraries torch loads (about 75 MiB),
@@ -372,6 +480,7 @@ class MemoryWatch:
         self.phase: str | None = None
         self.oom_file = oom_kill_counter()
         self.memory_roots = memory_backed_roots()
+        self.memory_devices = _memory_devices(self.memory_roots)
         self._oom_kills = read_oom_kills(self.oom_file)
         self._last: dict[str, float] = {}
         self._stop = threading.Event()
@@ -392,9 +501,15 @@ class MemoryWatch:
         roles = {uid: role for role, uid in box.uids.items()} if box.isolated else {}
         me = os.getuid()
         used = {role: 0 for role in ROLES}
+        seen: set[tuple[int, int]] = set()
         for pid in _process_ids():
             try:
                 status = _status(pid)
+                if status.get("State", "").startswith(("Z", "X")):  # its main thread ended: read a live one's
+                    tid = _live_task(pid)
+                    if tid is None:
+                        continue
+                    status = {**_status(f"{pid}/task/{tid}"), "Uid": status["Uid"]}
                 uid = int(status["Uid"].split()[0])
                 if box.isolated:
                     role = roles.get(uid)
@@ -406,11 +521,15 @@ class MemoryWatch:
                     used[role] += _unreclaimable_kib(status)
                     if box.isolated:
                         _keep_oom_first(pid)
+                        used[role] += _unlinked_memory_kib(pid, self.memory_devices, seen)
             except (OSError, KeyError, ValueError, IndexError):
                 continue
         if box.isolated and self.memory_roots:
             for uid, kib in memory_in_files(self.memory_roots, set(roles)).items():
                 used[roles[uid]] += kib
+        if box.isolated:
+            for _, _, held, owner in ipc_objects_of(set(roles)):
+                used[roles[owner]] += held // 1024
         return {role: kib / 1024 for role, kib in used.items()}
 
     def set_baseline(self, role: str, mib: float | None) -> None:
@@ -474,6 +593,88 @@ class MemoryWatch:
 _ROLE_WORDS = {"package": "your package's functions", "notebook": "the notebook"}
 
 
+REMOVE_STEPS = 10_000_000
+"""Folders entered at most by one :func:`remove_tree` (a bound, never reached by a tree a disk can hold)."""
+
+
+def remove_tree(path: str | os.PathLike) -> bool:
+    """Remove ``path`` and everything under it without following a link, and never raise.
+
+    Iterative and by directory descriptor: a tree thousands of levels deep (deeper than ``PATH_MAX`` or
+    Python's recursion limit), folders whose modes forbid reading, and links anywhere in it are all
+    removed. Call it once no student process can still change the tree. Returns whether it is gone.
+    """
+    path = os.fspath(path)
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    if not stat.S_ISDIR(info.st_mode):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        return not os.path.lexists(path)
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        with contextlib.suppress(OSError):
+            os.chmod(path, 0o700)
+        fd = os.open(path, flags)
+    except OSError:
+        return False
+    names: list[str] = []  # the folders between ``path`` and ``fd``
+    steps = 0
+    try:
+        while True:
+            steps += 1
+            if steps > REMOVE_STEPS:
+                return False
+            descend = None
+            try:
+                with os.scandir(fd) as entries:
+                    for entry in entries:
+                        try:
+                            if entry.is_dir(follow_symlinks=False):
+                                try:
+                                    os.rmdir(entry.name, dir_fd=fd)
+                                except OSError:
+                                    descend = entry.name
+                                    break
+                            else:
+                                os.unlink(entry.name, dir_fd=fd)
+                        except FileNotFoundError:
+                            continue
+            except OSError:
+                return False
+            if descend is not None:
+                with contextlib.suppress(OSError):
+                    os.chmod(descend, 0o700, dir_fd=fd, follow_symlinks=False)
+                try:
+                    child = os.open(descend, flags, dir_fd=fd)
+                except OSError:
+                    try:  # chmod with follow_symlinks=False is not supported everywhere: the folder is no link
+                        os.chmod(descend, 0o700, dir_fd=fd)
+                        child = os.open(descend, flags, dir_fd=fd)
+                    except OSError:
+                        return False
+                os.close(fd)
+                fd = child
+                names.append(descend)
+                continue
+            if not names:
+                break
+            parent = os.open("..", flags, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            with contextlib.suppress(OSError):
+                os.rmdir(names.pop(), dir_fd=fd)
+    finally:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
+    return not os.path.lexists(path)
+
+
 def remove_files_of(uids: set[int], roots: tuple[str, ...] = TEMP_ROOTS) -> None:
     """Remove what ``uids`` own at the top of the world-writable temporary folders."""
     for root in roots:
@@ -485,12 +686,93 @@ def remove_files_of(uids: set[int], roots: tuple[str, ...] = TEMP_ROOTS) -> None
             try:
                 if entry.stat(follow_symlinks=False).st_uid not in uids:
                     continue
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path, ignore_errors=True)
-                else:
-                    os.unlink(entry.path)
+                remove_tree(entry.path)
             except OSError:
                 continue
+
+
+IPC_KINDS = ("shm", "msg", "sem")
+
+
+def ipc_objects_of(uids: set[int]) -> list[tuple[str, int, int, int]]:
+    """System V IPC objects (``(kind, id, bytes held, owner)``) that one of ``uids`` owns or created. The seccomp
+    filter refuses to make them; this finds any that a machine without the filter let through."""
+    found = []
+    for kind in IPC_KINDS:
+        try:
+            lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()
+        except OSError:
+            continue
+        if not lines:
+            continue
+        header = lines[0].split()
+        for line in lines[1:]:
+            row = dict(zip(header, line.split()))
+            try:
+                owner = next((u for u in (int(row.get("uid", -1)), int(row.get("cuid", -1))) if u in uids), None)
+                if owner is not None:
+                    found.append((kind, int(row[header[1]]), int(row.get("rss", row.get("cbytes", 0))), owner))
+            except (ValueError, KeyError):
+                continue
+    return found
+
+
+def remove_ipc_of(uids: set[int]) -> None:
+    """Remove the System V IPC objects of ``uids`` (they outlive every process)."""
+    import ctypes
+
+    objects = ipc_objects_of(uids)
+    if not objects:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    ipc_rmid = 0
+    for kind, ident, _, _ in objects:
+        if kind == "shm":
+            libc.shmctl(ident, ipc_rmid, None)
+        elif kind == "msg":
+            libc.msgctl(ident, ipc_rmid, None)
+        else:
+            libc.semctl(ident, 0, ipc_rmid)
+
+
+def leftovers_of(uids: set[int]) -> list[str]:
+    """What of ``uids`` is still on the machine: live processes (any live thread counts), files at the top of
+    the temporary folders, System V IPC objects. A slot is used only when this is empty."""
+    found = [f"process {pid}" for pid in processes_of(uids=uids)]
+    for root in TEMP_ROOTS:
+        try:
+            entries = list(os.scandir(root))
+        except OSError:
+            continue
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_uid in uids:
+                    found.append(entry.path)
+    found += [f"System V {kind} {ident}" for kind, ident, _, _ in ipc_objects_of(uids)]
+    return found
+
+
+def drop_special_files(folder: Path) -> list[str]:
+    """Remove every link, device, FIFO and socket under ``folder`` (an unpacked upload), without following
+    any, before anything reads the upload; returns a note for each. Otter's own unpacking makes only files
+    and folders, but Gradescope's unpacking, or an instructor's, may keep links."""
+    notes = []
+    for parent, dirs, files in os.walk(folder, followlinks=False):
+        for name in dirs + files:
+            path = os.path.join(parent, name)
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                continue
+            if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            notes.append(f"{os.path.relpath(path, folder)}: " + (
+                "a link in the upload, removed" if stat.S_ISLNK(mode) else "not a regular file, removed"))
+        dirs[:] = [d for d in dirs if os.path.isdir(os.path.join(parent, d))
+                   and not os.path.islink(os.path.join(parent, d))]
+    return notes
 
 
 def copy_tree(src: Path, dest: Path, skip: tuple[str, ...] = (), limit_bytes: int = SNAPSHOT_LIMIT_BYTES,
@@ -571,13 +853,14 @@ class Sandbox:
         self.root = Path(tempfile.mkdtemp(prefix=prefix, dir=_base_dir()))
         os.chmod(self.root, 0o711 if self.isolated else 0o700)
         self.pkg = self.root / "pkg"
-        self.pkg.mkdir()
+        self.pkg.mkdir(mode=0o700)
         self.homes = {role: self.root / role for role in ROLES}
         for role, home in self.homes.items():
             home.mkdir(mode=0o700)
             if self.isolated:
                 os.chown(home, self.uids[role], self.uids[role])
         self.closed = False
+        self._killing = threading.Lock()
         self.helpers: list[subprocess.Popen] = []
         if self.isolated:
             self._check_python()
@@ -587,6 +870,7 @@ class Sandbox:
 
     def _take_slot(self) -> None:
         slots = _slots_dir()
+        unusable: list[str] = []
         for slot in range(SLOTS):
             uids = slot_uids(slot)
             if not all(_uid_is_free(uid) for uid in uids.values()):
@@ -599,10 +883,16 @@ class Sandbox:
                 if err.errno in (errno.EAGAIN, errno.EACCES):
                     continue
                 raise
+            reap_slot(slot, handle)  # whatever a killed grader, or an earlier grading, left behind
+            left = leftovers_of(set(uids.values()))
+            if left:  # never grade beside something of an earlier grading
+                unusable.append(f"slot {slot}: {', '.join(left[:3])}")
+                handle.close()
+                continue
             self.slot, self._lock, self.uids = slot, handle, uids
-            reap_slot(slot, handle)  # whatever a killed grader left behind
             return
-        raise SandboxError(f"all {SLOTS} sandbox slots are in use")
+        detail = f" ({len(unusable)} would not clear: {'; '.join(unusable[:3])})" if unusable else ""
+        raise SandboxError(f"no sandbox slot is free: all {SLOTS} are in use or would not clear{detail}")
 
     def alone(self) -> bool:
         """True when no other grading holds a slot on this machine (isolating only; else unknown: False)."""
@@ -709,9 +999,20 @@ class Sandbox:
             os.chown(path, self.uids[role], self.uids[role])
 
     def seal(self, path: Path) -> None:
-        """Make ``path`` (under ``pkg/``) readable by student users and writable by none of them."""
+        """Make ``path`` (``pkg/`` or under it) readable by the package user of this grading only (no other
+        grading's users, whichever slot they hold) and writable by no student user."""
         if self.isolated:
             _make_readable(path)
+            self.share(self.pkg, "package")
+
+    def share(self, path: Path, role: str) -> None:
+        """Let ``role``'s user read ``path`` (a file or folder of the grader's), and no other student user:
+        root-owned, group of that user (each slot's users have groups of their own ids), nothing for others."""
+        if not self.isolated:
+            path.chmod(0o700 if path.is_dir() else 0o600)
+            return
+        os.chown(path, os.geteuid(), self.uids[role])
+        path.chmod(0o750 if path.is_dir() else 0o640)
 
     def results_file(self, suffix: str) -> tuple[int, str]:
         """A file the notebook's kernel may write, in a folder it cannot change (``mkstemp``'s contract)."""
@@ -729,18 +1030,22 @@ class Sandbox:
         return processes_of(tokens={f"{self.token}-{role}"})
 
     def kill(self, role: str | None = None) -> int:
-        """Kill every process of ``role`` (default: both), by pid, detached ones included."""
-        if self.isolated:
-            uids = set(self.uids.values()) if role is None else {self.uids[role]}
-            return kill_processes(uids=uids)
-        return kill_processes(tokens={f"{self.token}-{r}" for r in (ROLES if role is None else (role,))})
+        """Kill every process of ``role`` (default: both), by pid, detached ones included. One kill at a
+        time (the memory watch's thread kills too): a runner launched after this returns is not caught by
+        a kill that started before."""
+        with self._killing:
+            if self.isolated:
+                uids = set(self.uids.values()) if role is None else {self.uids[role]}
+                return kill_processes(uids=uids)
+            return kill_processes(tokens={f"{self.token}-{r}" for r in (ROLES if role is None else (role,))})
 
     def clear_role(self, role: str) -> None:
         """Kill every process of ``role`` and remove its home and, when isolating, its temporary files."""
         self.kill(role)
-        shutil.rmtree(self.homes[role], ignore_errors=True)
+        remove_tree(self.homes[role])
         if self.isolated:
             remove_files_of({self.uids[role]})
+            remove_ipc_of({self.uids[role]})
         self.kill(role)  # anything that slipped in while files were removed
 
     def clear(self) -> None:
@@ -756,7 +1061,7 @@ class Sandbox:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(helper.pid, signal.SIGKILL)
         self.kill()
-        shutil.rmtree(self.pkg, ignore_errors=True)
+        remove_tree(self.pkg)
         for role in ROLES:
             self.clear_role(role)
 
@@ -766,7 +1071,7 @@ class Sandbox:
             return
         self.closed = True
         self.clear()
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_tree(self.root)
         if self._lock is not None:
             self._lock.close()
 
@@ -795,13 +1100,14 @@ def reap_slot(slot: int, lock) -> None:
     uids = set(slot_uids(slot).values())
     kill_processes(uids=uids)
     remove_files_of(uids)
+    remove_ipc_of(uids)
     for leftover in _base_dir().glob(f"genai-hw-sandbox-{slot}-*"):
         if leftover.lstat().st_uid == os.geteuid():
-            shutil.rmtree(leftover, ignore_errors=True)
+            remove_tree(leftover)
     lock.seek(0)
     for line in lock.read().splitlines():
         if _is_otter_folder(Path(line)):
-            shutil.rmtree(line, ignore_errors=True)
+            remove_tree(line)
     lock.seek(0)
     lock.truncate()
 

@@ -94,6 +94,30 @@ def test_a_package_function_that_allocates_gigabytes_costs_its_question(released
     assert peak < BUDGET_MIB, f"the grading peaked at {peak:.0f} MiB"
 
 
+def test_memory_in_files_with_no_name_counts_against_the_limit(released, solution_notebook, tmp_path):
+    """Memory-backed files that no folder shows (O_TMPFILE in /dev/shm, held open): no scan of /dev/shm finds
+    them and no RSS shows them, yet they count (the watch reads each student process's open files)."""
+    code = ("import os, time\nfds = [os.open('/dev/shm', os.O_TMPFILE | os.O_RDWR, 0o600) for _ in range(8)]\n"
+            "for fd in fds:\n    for _ in range(6):\n        os.write(fd, b'x' * 2**23)\ntime.sleep(10)")
+    results, peak = graded(released, solution_notebook, tmp_path, append=wrapped(code))
+    only_lost(results, {"q1"})
+    assert "MiB of memory" in output_of(results, "q1"), output_of(results, "q1")
+    assert peak < BUDGET_MIB, f"the grading peaked at {peak:.0f} MiB"
+
+
+def test_notebook_output_counts_every_field_and_message_type(released, solution_notebook, tmp_path):
+    """320 MiB sent as display metadata and as updates of a display (which the text cap never saw): the
+    grader keeps at most the output cap and the whole grading stays inside 768 MiB."""
+    cell = ("from IPython.display import display\nblob = 'y' * 4 * 2**20\n"
+            "for _ in range(40):\n    display({'text/plain': 'x'}, raw=True, metadata={'m': blob})\n"
+            "handle = display('x', display_id=True)\n"
+            "for _ in range(40):\n    handle.update({'text/plain': 'x'}, raw=True, metadata={'m': blob})")
+    results, peak = graded(released, solution_notebook, tmp_path, cell=cell)
+    only_lost(results, set())
+    assert len(json.dumps(results)) < 2**20
+    assert peak < BUDGET_MIB, f"the grading peaked at {peak:.0f} MiB"
+
+
 def test_package_processes_that_together_go_over_cost_their_question(released, solution_notebook, tmp_path):
     code = ("import subprocess, sys, time\n"
             "kids = [subprocess.Popen([sys.executable, '-c', 'b = bytearray(200 * 2**20); import time; "

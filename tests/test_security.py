@@ -248,8 +248,8 @@ def test_student_code_cannot_read_or_signal_the_grader(released, tmp_path, repor
 SNAPSHOT_ATTACK = '''
 import glob, json, os
 written = []
-targets = glob.glob("/tmp/genai-hw-sandbox-*/pkg/genai_hw/*.py")
-targets += glob.glob("/tmp/genai_hw_grading_*/pkg/genai_hw/*.py")
+targets = [root + "/pkg/genai_hw/" + name for root in glob.glob("/tmp/genai-hw-sandbox-*")
+           for name in ("__init__.py", "ngrams.py")]  # the snapshot's folder cannot even be listed
 for path in targets:
     try:
         with open(path, "a") as f:
@@ -704,3 +704,340 @@ def test_grade_says_plainly_when_submissions_are_not_isolated(released, tmp_path
     cli.main(["grade", "--autograder", str(released["zip"]), str(subs), "--out", str(tmp_path / "g")])
     assert "NOT isolated" in capsys.readouterr().err
 
+
+
+# Round 2 (issue 18): nothing of one grading reaches the next or a neighbour; no network ----------------
+
+def live_tasks_of(uids: set[int]) -> list[str]:
+    """Every live task (thread) of ``uids`` on the machine, read independently of the sandbox's own code:
+    a process whose main thread exited shows a zombie leader, but its other threads still run."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/task/{tid}/status") if ":" in line)
+            except OSError:
+                continue
+            if int(status["Uid"].split()[0]) in uids and status["State"].split()[0] not in ("Z", "X"):
+                found.append(f"{pid}/{tid}")
+    return found
+
+
+SURVIVOR = '''
+import ctypes, os, threading, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        def haunt():
+            while True:
+                try:
+                    with open({report!r}, "a") as f:
+                        f.write("alive\\n")
+                except OSError:
+                    pass
+                time.sleep(0.1)
+        threading.Thread(target=haunt).start()
+        ctypes.CDLL(None).syscall(60, 0)  # SYS_exit: the main thread ends, the process lives on in its thread
+    os._exit(0)
+'''
+
+
+@root_only
+def test_no_process_survives_grading_even_one_whose_main_thread_exited(released, solution_notebook, tmp_path,
+                                                                       report_dir):
+    """A detached process that ends its main thread while another thread runs (its leader then shows as a
+    zombie) is found by its tasks and killed; the next grading in the same slot is unharmed."""
+    from autograder.grade import grade
+
+    report = report_dir / "haunt.log"
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(submission(released, tmp_path, append={"__init__": SURVIVOR.format(report=str(report))}),
+                subs / "a_haunted.zip")
+    shutil.copy(submission(released, tmp_path, package=SOLUTIONS, notebook=solution_notebook), subs / "b_next.zip")
+    rows = grade(released["zip"], [subs], tmp_path / "grades", jobs=1, log=lambda *_: None)
+    assert [(r["score"], r["error"]) for r in rows] == [(0.0, ""), (20.0, "")], rows
+    assert report.is_file(), "the survivor never ran"
+    assert live_tasks_of(POOL) == []
+    size = report.stat().st_size
+    time.sleep(0.5)
+    assert report.stat().st_size == size, "something of the submission still writes"
+    assert sandbox.leftovers_of(POOL) == []
+
+
+SNOOP_SNAPSHOTS = '''
+import glob, json, os
+seen = {{"read": [], "denied": []}}
+own = __file__.split("/pkg/")[0]  # this grading's own snapshot, which its runner reads
+for root in [r for r in glob.glob("/tmp/genai-hw-sandbox-*") if r != own]:
+    for path in (root + "/pkg/genai_hw/secret.py", root + "/pkg/genai_hw/ngrams.py", root + "/notebook/x"):
+        try:
+            open(path).read()
+            seen["read"].append(path)
+        except OSError:
+            seen["denied"].append(path)
+open({report!r}, "w").write(json.dumps(seen))
+'''
+
+
+@root_only
+def test_no_grading_reads_another_gradings_snapshot(released, tmp_path, report_dir):
+    """While another grading holds a slot (its snapshot sealed as the runner reads it), a submission that
+    knows the snapshot's path (from the other runner's world-readable command line) cannot read it."""
+    other = sandbox.Sandbox()
+    try:
+        secret = other.pkg / "genai_hw"
+        secret.mkdir(parents=True)
+        (secret / "secret.py").write_text("ANSWER = 42\n")
+        other.seal(other.pkg)
+        upload = submission(released, tmp_path, append={"__init__": SNOOP_SNAPSHOTS.format(
+            report=str(report_dir / "snoop.json"))})
+        results = otter_run(released["zip"], upload, tmp_path / "out")
+    finally:
+        other.close()
+    assert_like_stubs(results)
+    seen = findings(report_dir, "snoop")
+    assert str(other.root / "pkg" / "genai_hw" / "secret.py") in seen["denied"], seen
+    assert seen["read"] == [], seen
+
+
+DEEP_TREE = '''
+import os
+for start in (os.getcwd(), "/tmp", "/dev/shm"):
+    try:
+        fd = os.open(start, os.O_RDONLY)
+        os.mkdir("genai-hw-deep", dir_fd=fd)
+        for _ in range(3000):
+            inner = os.open("genai-hw-deep" if _ == 0 else "d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+            os.mkdir("d", dir_fd=fd)
+        os.chmod("d", 0, dir_fd=fd)
+        os.close(fd)
+    except OSError:
+        pass
+'''
+
+
+@root_only
+def test_a_tree_too_deep_to_delete_is_removed_and_the_slot_stays_usable(released, solution_notebook, tmp_path):
+    """Folders 3000 levels deep (past PATH_MAX and Python's recursion limit), in the student's home and the
+    shared temporary folders: the grading writes its results, nothing is left, the next grading runs."""
+    from autograder.grade import grade
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(submission(released, tmp_path, cells=(DEEP_TREE,), append={"__init__": DEEP_TREE}),
+                subs / "a_deep.zip")
+    shutil.copy(submission(released, tmp_path, package=SOLUTIONS, notebook=solution_notebook), subs / "b_next.zip")
+    rows = grade(released["zip"], [subs], tmp_path / "grades", jobs=1, log=lambda *_: None)
+    assert [(r["score"], r["error"]) for r in rows] == [(0.0, ""), (20.0, "")], rows
+    assert sandbox.leftovers_of(POOL) == []
+    assert not any(Path(root, "genai-hw-deep").exists() for root in ("/tmp", "/dev/shm"))
+
+
+NETWORK = '''
+import ctypes, json, os, socket
+seen = {{}}
+for name, attempt in (
+    ("tcp", lambda: socket.create_connection(("127.0.0.1", {port}), timeout=3).close()),
+    ("udp", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("127.0.0.1", {port}))),
+    ("ipv6", lambda: socket.socket(socket.AF_INET6, socket.SOCK_STREAM)),
+    ("dns", lambda: socket.getaddrinfo("example.com", 80)),
+):
+    try:
+        attempt()
+        seen[name] = "worked"
+    except OSError as err:
+        seen[name] = type(err).__name__
+libc = ctypes.CDLL(None, use_errno=True)
+for name, flag in (("user_namespace", 0x10000000), ("network_namespace", 0x40000000)):
+    seen[name] = "worked" if libc.unshare(flag) == 0 else os.strerror(ctypes.get_errno())
+try:
+    os.memfd_create("hidden")
+    seen["memfd"] = "worked"
+except OSError as err:
+    seen["memfd"] = type(err).__name__
+seen["shmget"] = "worked" if libc.shmget(0, 1 << 20, 0o1600) >= 0 else os.strerror(ctypes.get_errno())
+open({report!r}, "w").write(json.dumps(seen))
+os.chmod({report!r}, 0o644)
+'''
+
+
+@root_only
+def test_student_code_has_no_network_namespaces_or_hidden_memory(released, tmp_path, report_dir):
+    """The runner (at import) and the kernel (in a cell) try TCP to a server listening on this machine, UDP,
+    IPv6, DNS, new user and network namespaces, a memfd and System V shared memory: every attempt fails with
+    an error, the server sees no connection, and no IPC object is left."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    port, connections, stop = server.getsockname()[1], [], threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                connections.append(server.accept()[0])
+            except OSError:
+                continue
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        upload = submission(released, tmp_path,
+                            cells=(NETWORK.format(port=port, report=str(report_dir / "kernel.json")),),
+                            append={"__init__": NETWORK.format(port=port, report=str(report_dir / "runner.json"))})
+        results = otter_run(released["zip"], upload, tmp_path / "out")
+    finally:
+        stop.set()
+        server.close()
+    assert_like_stubs(results)
+    assert connections == []
+    for side in ("runner", "kernel"):
+        seen = findings(report_dir, side)
+        assert "worked" not in seen.values(), (side, seen)
+        assert seen["tcp"] == seen["memfd"] == "PermissionError", (side, seen)
+    assert sandbox.ipc_objects_of(POOL) == []
+
+
+LINKED_PLUGIN = '''
+from pathlib import Path
+Path({marker!r}).touch()
+raise SystemExit("the upload's own plugin ran")
+'''
+
+
+def test_nothing_of_the_autograder_is_found_through_a_link_in_the_upload(released, solution_notebook, tmp_path):
+    """Gradescope's unpacking may keep links: a notebook that is a link into a folder the student laid out
+    like an autograder (with its own plugin) is dropped before anything reads the upload; the grader uses
+    its own source and says the notebook is missing."""
+    marker = tmp_path / "marker" / "PLUGIN_RAN"
+    marker.parent.mkdir()
+    ag = tmp_path / "autograder"
+    for sub in ("source", "submission", "results"):
+        (ag / sub).mkdir(parents=True)
+    zipfile.ZipFile(released["zip"]).extractall(ag / "source")
+    fake = ag / "submission" / "fake"
+    (fake / "submission").mkdir(parents=True)
+    shutil.copytree(ag / "source", fake / "source")
+    (fake / "source" / "autograder" / "plugin.py").write_text(LINKED_PLUGIN.format(marker=str(marker)))
+    shutil.copy(solution_notebook, fake / "submission" / solution_notebook.name)
+    (ag / "submission" / solution_notebook.name).symlink_to(fake / "submission" / solution_notebook.name)
+    shutil.copytree(SOLUTIONS, ag / "submission" / "genai_hw", ignore=shutil.ignore_patterns("__pycache__"))
+    (ag / "submission_metadata.json").write_text("{}")
+    script = (f"import sys; sys.path.insert(0, {str(ag / 'source')!r})\n"
+              f"from autograder.gradescope import main; main({str(ag)!r})")
+    subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=tmp_path, timeout=300)
+    results = json.loads((ag / "results" / "results.json").read_text())
+    assert not marker.exists(), "the upload's plugin ran"
+    assert not (ag / "submission" / solution_notebook.name).exists()
+    assert score_of(results)[0] == 0 and "notebook" in results["output"].lower(), results["output"][:500]
+
+
+@root_only
+@pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="needs the tests' Python in a virtual environment")
+def test_a_grader_that_cannot_run_student_code_stops_before_grading(released, tmp_path):
+    """The grading Python out of the sandbox users' reach (a virtual environment in a private folder):
+    genai-hw grade stops before grading anyone, saying why and how to fix it; the Gradescope entry point
+    exits with the reason and writes no result (no zero for the student)."""
+    from autograder import cli
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(submission(released, tmp_path), subs / "a.zip")
+    ag = tmp_path / "autograder"
+    for sub in ("source", "submission", "results"):
+        (ag / sub).mkdir(parents=True)
+    zipfile.ZipFile(released["zip"]).extractall(ag / "source")
+    zipfile.ZipFile(subs / "a.zip").extractall(ag / "submission")
+    (ag / "submission_metadata.json").write_text("{}")
+    script = (f"import sys; sys.path.insert(0, {str(ag / 'source')!r})\n"
+              f"from autograder.gradescope import main; main({str(ag)!r})")
+    venv = Path(sys.prefix)
+    mode = venv.stat().st_mode & 0o7777
+    venv.chmod(0o700)
+    try:
+        code = cli.main(["grade", "--autograder", str(released["zip"]), str(subs), "--out", str(tmp_path / "g")])
+        gradescope = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                                    timeout=300)
+    finally:
+        venv.chmod(mode)
+    assert code == 2 and not (tmp_path / "g" / "grades.csv").exists()
+    assert gradescope.returncode != 0 and "cannot run" in gradescope.stderr, gradescope.stderr[-1000:]
+    assert not (ag / "results" / "results.json").exists()
+
+
+ANSWER_THIEF = '''
+import glob, json, re
+found = []
+for path in glob.glob("**/*.py", recursive=True) + glob.glob("/tmp/**/q9.py", recursive=True):
+    try:
+        text = open(path).read()
+    except OSError:
+        continue
+    if "best_n ==" in text:
+        found.append(path)
+        best_n = int(re.search(r"best_n == (\\d+)", text).group(1))
+from otter.execute import Checker
+Checker.check_if_not_already_checked = lambda *a, **k: None  # claim nothing, or anything
+open({report!r}, "w").write(json.dumps({{"found": found}}))
+'''
+
+
+@root_only
+def test_notebook_answers_are_judged_by_the_grader_out_of_the_kernels_reach(released, solution_notebook, tmp_path,
+                                                                            report_dir):
+    """hw01's q9 (a notebook answer, 1 hidden point): the kernel's copy of the tests has no hidden case, so a
+    notebook that searches every file it can read finds no expected value; the grader runs the hidden case
+    on the value the notebook reports. A wrong answer loses the point even with Otter's checker patched out;
+    the right one keeps it."""
+    thief = ANSWER_THIEF.format(report=str(report_dir / "thief.json")) + "\nbest_n = 4\n"
+    nb = nbformat.read(solution_notebook, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(thief))
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    nbformat.write(nb, wrong / solution_notebook.name)
+    upload = make_submission(wrong / solution_notebook.name, SOLUTIONS, wrong / "upload.zip")
+    results = otter_run(released["zip"], upload, tmp_path / "out")
+    assert findings(report_dir, "thief")["found"] == []
+    scores = per_question(results)
+    assert scores["q9"] == (0, 1), scores
+    assert all(got == possible for q, (got, possible) in scores.items() if q != "q9"), scores
+
+
+DOCKER_CAPABILITIES = ("chown,dac_override,fsetid,fowner,mknod,net_raw,setgid,setuid,setfcap,setpcap,"
+                       "net_bind_service,sys_chroot,kill,audit_write")
+"""What root keeps in a default (unprivileged) Docker container, such as Gradescope's: no CAP_SYS_ADMIN,
+no CAP_SYS_RESOURCE, no CAP_SYS_PTRACE."""
+
+
+@root_only
+@pytest.mark.skipif(not shutil.which("setpriv"), reason="needs util-linux's setpriv")
+def test_the_sandbox_holds_with_only_dockers_default_capabilities(released, solution_notebook, tmp_path,
+                                                                   report_dir):
+    """The grader as root with only Docker's default capabilities: the reference still scores full marks,
+    and the kernel still has no network (the seccomp filter needs no privilege)."""
+    cell = NETWORK.format(port=9, report=str(report_dir / "kernel.json"))
+    nb = nbformat.read(solution_notebook, as_version=4)
+    nb.cells.insert(1, nbformat.v4.new_code_cell(cell))
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    nbformat.write(nb, folder / solution_notebook.name)
+    upload = make_submission(folder / solution_notebook.name, SOLUTIONS, folder / "upload.zip")
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    proc = subprocess.run(["setpriv", f"--bounding-set=-all,+{DOCKER_CAPABILITIES.replace(',', ',+')}",
+                           "--inh-caps=-all", sys.executable, "-m", "otter", "run", "--no-logo", "-a",
+                           str(released["zip"]), "-o", str(private), str(upload)],
+                          env=dict(os.environ, TMPDIR=str(private)), capture_output=True, text=True, timeout=300)
+    results = json.loads((private / "results.json").read_text()) if (private / "results.json").is_file() else {}
+    assert score_of(results) == (20.0, 20.0), proc.stdout[-2000:] + proc.stderr[-2000:]
+    seen = findings(report_dir, "kernel")
+    assert "worked" not in seen.values(), seen
