@@ -123,6 +123,18 @@ def solution_notebook(released, tmp_path_factory):
     return out / "autograder" / f"{HW01}.ipynb"
 
 
+@pytest.fixture
+def report_dir():
+    """A folder student code may write its findings to (the sandbox never removes it: root owns it)."""
+    import secrets
+
+    path = Path(f"/tmp/genai-hw-test-report-{secrets.token_hex(4)}")
+    path.mkdir()
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def package_questions(hw: str) -> list[str]:
     from autograder.harness import load_cases
 

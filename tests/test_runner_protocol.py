@@ -9,8 +9,6 @@ and fails a call whose mutation report is missing.
 from __future__ import annotations
 
 import json
-import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -86,16 +84,6 @@ def tiny_reference(tmp_path):
     """The reference: every function the cases name doubles its argument."""
     functions = ("double", "slow", "flood", "bloat", "nest", "huge", "forge", "big")
     return package(tmp_path / "reference", "".join(REFERENCE.replace("double", name) for name in functions))
-
-
-@pytest.fixture
-def report_dir():
-    """A folder student code may write to (root owns it, so the sandbox's clean-up leaves it)."""
-    path = Path(f"/tmp/genai-hw-test-report-{secrets.token_hex(4)}")
-    path.mkdir()
-    path.chmod(0o777)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def outcome(results, name):

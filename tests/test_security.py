@@ -53,14 +53,17 @@ def payload(marker: Path) -> bytes:
     return pickle.dumps(_Payload(marker))
 
 
-@pytest.fixture
-def report_dir():
-    """A folder student code may write its findings to (the sandbox never removes it: root owns it)."""
-    path = Path(f"/tmp/genai-hw-test-report-{secrets.token_hex(4)}")
-    path.mkdir()
-    path.chmod(0o777)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def gradescope_layout(released: dict, tmp: Path) -> tuple[Path, str]:
+    """Gradescope's /autograder folder (source from the zip, empty submission and results) under ``tmp``, and a
+    script that runs the zip's entry point on it."""
+    ag = tmp / "autograder"
+    for sub in ("source", "submission", "results"):
+        (ag / sub).mkdir(parents=True)
+    zipfile.ZipFile(released["zip"]).extractall(ag / "source")
+    (ag / "submission_metadata.json").write_text("{}")
+    script = (f"import sys; sys.path.insert(0, {str(ag / 'source')!r})\n"
+              f"from autograder.gradescope import main; main({str(ag)!r})")
+    return ag, script
 
 
 def findings(report_dir: Path, name: str) -> dict:
@@ -648,14 +651,8 @@ def test_traversal_and_symlink_entries_stay_inside(released, solution_notebook, 
 
 def test_the_gradescope_entry_point_always_writes_results(released, tmp_path):
     """The zip's run_otter.py (autograder.gradescope.main) on a notebook that is not JSON."""
-    ag = tmp_path / "autograder"
-    for sub in ("source", "submission", "results"):
-        (ag / sub).mkdir(parents=True)
-    zipfile.ZipFile(released["zip"]).extractall(ag / "source")
+    ag, script = gradescope_layout(released, tmp_path)
     (ag / "submission" / "hw01_ngrams.ipynb").write_text("not json")
-    (ag / "submission_metadata.json").write_text("{}")
-    script = (f"import sys; sys.path.insert(0, {str(ag / 'source')!r})\n"
-              f"from autograder.gradescope import main; main({str(ag)!r})")
     subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=tmp_path, timeout=120)
     results = json.loads((ag / "results" / "results.json").read_text())
     assert results["score"] == 0 and "not a valid .ipynb file" in results["output"]
@@ -920,10 +917,7 @@ def test_nothing_of_the_autograder_is_found_through_a_link_in_the_upload(release
     its own source and says the notebook is missing."""
     marker = tmp_path / "marker" / "PLUGIN_RAN"
     marker.parent.mkdir()
-    ag = tmp_path / "autograder"
-    for sub in ("source", "submission", "results"):
-        (ag / sub).mkdir(parents=True)
-    zipfile.ZipFile(released["zip"]).extractall(ag / "source")
+    ag, script = gradescope_layout(released, tmp_path)
     fake = ag / "submission" / "fake"
     (fake / "submission").mkdir(parents=True)
     shutil.copytree(ag / "source", fake / "source")
@@ -931,9 +925,6 @@ def test_nothing_of_the_autograder_is_found_through_a_link_in_the_upload(release
     shutil.copy(solution_notebook, fake / "submission" / solution_notebook.name)
     (ag / "submission" / solution_notebook.name).symlink_to(fake / "submission" / solution_notebook.name)
     shutil.copytree(SOLUTIONS, ag / "submission" / "genai_hw", ignore=shutil.ignore_patterns("__pycache__"))
-    (ag / "submission_metadata.json").write_text("{}")
-    script = (f"import sys; sys.path.insert(0, {str(ag / 'source')!r})\n"
-              f"from autograder.gradescope import main; main({str(ag)!r})")
     subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=tmp_path, timeout=300)
     results = json.loads((ag / "results" / "results.json").read_text())
     assert not marker.exists(), "the upload's plugin ran"
@@ -952,14 +943,8 @@ def test_a_grader_that_cannot_run_student_code_stops_before_grading(released, tm
     subs = tmp_path / "subs"
     subs.mkdir()
     shutil.copy(submission(released, tmp_path), subs / "a.zip")
-    ag = tmp_path / "autograder"
-    for sub in ("source", "submission", "results"):
-        (ag / sub).mkdir(parents=True)
-    zipfile.ZipFile(released["zip"]).extractall(ag / "source")
+    ag, script = gradescope_layout(released, tmp_path)
     zipfile.ZipFile(subs / "a.zip").extractall(ag / "submission")
-    (ag / "submission_metadata.json").write_text("{}")
-    script = (f"import sys; sys.path.insert(0, {str(ag / 'source')!r})\n"
-              f"from autograder.gradescope import main; main({str(ag)!r})")
     venv = Path(sys.prefix)
     mode = venv.stat().st_mode & 0o7777
     venv.chmod(0o700)
