@@ -935,12 +935,19 @@ class Sandbox:
             detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
         except (OSError, subprocess.SubprocessError) as err:
             ok, detail = False, [str(err)]
+        if not ok and "seccomp filter" in detail[0]:
+            self.close()
+            raise SandboxError(
+                f"student code cannot be confined here ({detail[0]}): the grader needs Linux's seccomp and "
+                "libseccomp (`apt-get install libseccomp2`; Ubuntu and Debian have it)")
         if not ok:
             self.close()
             raise SandboxError(
                 f"the unprivileged grading user cannot run {self.python} ({detail[0]}). Student code never "
                 "runs as root: make this Python and its packages readable by other users (every folder on the "
-                "way needs o+x, for example `chmod o+x /root` when Python lives under /root)"
+                "way needs o+x, for example `chmod o+x /root` when Python lives under /root), and keep the "
+                "environment outside the course checkout, which must stay private (for example "
+                "`python3 -m venv /opt/genai-hw/venv`, as .ci/run does)"
             )
 
     # Launching -------------------------------------------------------------

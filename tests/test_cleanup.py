@@ -69,3 +69,16 @@ def test_the_kernels_tests_keep_no_hidden_case(tmp_path):
     assert hide_hidden_cases(tests) == ["best_n"]
     text = (tests / "q9.py").read_text()
     assert "test_valid" in text and "best_n == 5" not in text and "test_best" not in text
+
+
+def test_a_grader_without_seccomp_stops_and_says_why(monkeypatch):
+    """Where the filter cannot be installed (libseccomp missing, here made so), no sandbox is made: the
+    grader stops before grading, naming the cause and the fix."""
+    import pytest
+
+    if not sandbox.isolating():
+        pytest.skip("the filter is installed by the root grader's launcher")
+    broken = sandbox.DROP.replace('"libseccomp.so.2"', '"libseccomp-missing.so.9"')
+    monkeypatch.setattr(sandbox, "DROP", broken.replace('find_library("seccomp")', 'find_library("nothing-here")'))
+    with pytest.raises(sandbox.SandboxError, match="cannot be confined here.*libseccomp"):
+        sandbox.preflight()
