@@ -391,25 +391,19 @@ def memory_in_files(roots: list[str], uids: set[int]) -> dict[int, int]:
 
 
 def _memory_devices(roots: list[str]) -> set[int]:
-    """Devices whose files are memory: the tmpfs folders ``roots`` and the kernel's internal one that holds
-    memfds (found by making one)."""
+    """The devices of the memory-backed folders ``roots`` (memfds, on the kernel's own, are refused to
+    student code by the seccomp filter)."""
     devices = set()
     for root in roots:
         with contextlib.suppress(OSError):
             devices.add(os.stat(root).st_dev)
-    with contextlib.suppress(OSError, AttributeError):
-        fd = os.memfd_create("genai-hw-probe")
-        try:
-            devices.add(os.fstat(fd).st_dev)
-        finally:
-            os.close(fd)
     return devices
 
 
 def _unlinked_memory_kib(pid: int, devices: set[int], seen: set[tuple[int, int]]) -> int:
-    """KiB held by memory-backed files that ``pid`` keeps open but that no folder shows (a memfd, a file of
-    /dev/shm deleted after opening, ``O_TMPFILE``): no scan of the folders finds them and no process's
-    RSS shows them unless mapped. Each file is counted once (``seen``)."""
+    """KiB held by memory-backed files that ``pid`` keeps open but that no folder shows (a file of /dev/shm
+    deleted after opening, ``O_TMPFILE``): no scan of the folders finds them and no process's RSS shows them
+    unless mapped. Each file is counted once (``seen``)."""
     total = 0
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
@@ -527,9 +521,6 @@ class MemoryWatch:
         if box.isolated and self.memory_roots:
             for uid, kib in memory_in_files(self.memory_roots, set(roles)).items():
                 used[roles[uid]] += kib
-        if box.isolated:
-            for _, _, held, owner in ipc_objects_of(set(roles)):
-                used[roles[owner]] += held // 1024
         return {role: kib / 1024 for role, kib in used.items()}
 
     def set_baseline(self, role: str, mib: float | None) -> None:
@@ -543,8 +534,9 @@ class MemoryWatch:
         """The role's memory limit now (MiB, all its processes): ``max(limit, baseline + allowance)``, and
         larger by ``STARTUP_MIB`` while its libraries load."""
         base = self.baseline[role]
-        if base is None:
-            return self.limits[role] + STARTUP_MIB
+        return self.limits[role] + STARTUP_MIB if base is None else self._limit_above(role, base)
+
+    def _limit_above(self, role: str, base: float) -> float:
         return max(float(self.limits[role]), base + ALLOWANCE_MIB[role])
 
     def sample(self) -> None:
@@ -583,7 +575,7 @@ class MemoryWatch:
     def limit_known(self, role: str) -> float:
         """The role's limit with its last known baseline (its plain limit if it never reported one)."""
         base = self.baseline_seen[role]
-        return float(self.limits[role]) if base is None else max(float(self.limits[role]), base + ALLOWANCE_MIB[role])
+        return float(self.limits[role]) if base is None else self._limit_above(role, base)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -646,28 +638,22 @@ def remove_tree(path: str | os.PathLike) -> bool:
                             continue
             except OSError:
                 return False
-            if descend is not None:
-                with contextlib.suppress(OSError):
-                    os.chmod(descend, 0o700, dir_fd=fd, follow_symlinks=False)
-                try:
+            try:
+                if descend is not None:  # a folder, not a link (scandir said so; no student process runs)
+                    os.chmod(descend, 0o700, dir_fd=fd)
                     child = os.open(descend, flags, dir_fd=fd)
-                except OSError:
-                    try:  # chmod with follow_symlinks=False is not supported everywhere: the folder is no link
-                        os.chmod(descend, 0o700, dir_fd=fd)
-                        child = os.open(descend, flags, dir_fd=fd)
-                    except OSError:
-                        return False
-                os.close(fd)
-                fd = child
-                names.append(descend)
-                continue
-            if not names:
-                break
-            parent = os.open("..", flags, dir_fd=fd)
+                    names.append(descend)
+                elif names:
+                    child = os.open("..", flags, dir_fd=fd)
+                else:
+                    break
+            except OSError:
+                return False
             os.close(fd)
-            fd = parent
-            with contextlib.suppress(OSError):
-                os.rmdir(names.pop(), dir_fd=fd)
+            fd = child
+            if descend is None:  # back up one level: the folder just emptied goes
+                with contextlib.suppress(OSError):
+                    os.rmdir(names.pop(), dir_fd=fd)
     finally:
         os.close(fd)
     with contextlib.suppress(OSError):
@@ -675,28 +661,33 @@ def remove_tree(path: str | os.PathLike) -> bool:
     return not os.path.lexists(path)
 
 
-def remove_files_of(uids: set[int], roots: tuple[str, ...] = TEMP_ROOTS) -> None:
-    """Remove what ``uids`` own at the top of the world-writable temporary folders."""
+def _temp_entries_of(uids: set[int], roots: tuple[str, ...] = TEMP_ROOTS) -> list[str]:
+    """The entries that ``uids`` own at the top of the world-writable temporary folders ``roots``."""
+    found = []
     for root in roots:
         try:
             entries = list(os.scandir(root))
         except OSError:
             continue
         for entry in entries:
-            try:
-                if entry.stat(follow_symlinks=False).st_uid not in uids:
-                    continue
-                remove_tree(entry.path)
-            except OSError:
-                continue
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_uid in uids:
+                    found.append(entry.path)
+    return found
+
+
+def remove_files_of(uids: set[int], roots: tuple[str, ...] = TEMP_ROOTS) -> None:
+    """Remove what ``uids`` own at the top of the world-writable temporary folders."""
+    for path in _temp_entries_of(uids, roots):
+        remove_tree(path)
 
 
 IPC_KINDS = ("shm", "msg", "sem")
 
 
-def ipc_objects_of(uids: set[int]) -> list[tuple[str, int, int, int]]:
-    """System V IPC objects (``(kind, id, bytes held, owner)``) that one of ``uids`` owns or created. The seccomp
-    filter refuses to make them; this finds any that a machine without the filter let through."""
+def ipc_objects_of(uids: set[int]) -> list[tuple[str, int]]:
+    """System V IPC objects (``(kind, id)``) that one of ``uids`` owns or created. The seccomp filter of every
+    student process refuses to make them; this is how a slot is checked (and cleared) all the same."""
     found = []
     for kind in IPC_KINDS:
         try:
@@ -709,9 +700,8 @@ def ipc_objects_of(uids: set[int]) -> list[tuple[str, int, int, int]]:
         for line in lines[1:]:
             row = dict(zip(header, line.split()))
             try:
-                owner = next((u for u in (int(row.get("uid", -1)), int(row.get("cuid", -1))) if u in uids), None)
-                if owner is not None:
-                    found.append((kind, int(row[header[1]]), int(row.get("rss", row.get("cbytes", 0))), owner))
+                if {int(row.get("uid", -1)), int(row.get("cuid", -1))} & uids:
+                    found.append((kind, int(row[header[1]])))
             except (ValueError, KeyError):
                 continue
     return found
@@ -726,7 +716,7 @@ def remove_ipc_of(uids: set[int]) -> None:
         return
     libc = ctypes.CDLL(None, use_errno=True)
     ipc_rmid = 0
-    for kind, ident, _, _ in objects:
+    for kind, ident in objects:
         if kind == "shm":
             libc.shmctl(ident, ipc_rmid, None)
         elif kind == "msg":
@@ -738,18 +728,8 @@ def remove_ipc_of(uids: set[int]) -> None:
 def leftovers_of(uids: set[int]) -> list[str]:
     """What of ``uids`` is still on the machine: live processes (any live thread counts), files at the top of
     the temporary folders, System V IPC objects. A slot is used only when this is empty."""
-    found = [f"process {pid}" for pid in processes_of(uids=uids)]
-    for root in TEMP_ROOTS:
-        try:
-            entries = list(os.scandir(root))
-        except OSError:
-            continue
-        for entry in entries:
-            with contextlib.suppress(OSError):
-                if entry.stat(follow_symlinks=False).st_uid in uids:
-                    found.append(entry.path)
-    found += [f"System V {kind} {ident}" for kind, ident, _, _ in ipc_objects_of(uids)]
-    return found
+    return ([f"process {pid}" for pid in processes_of(uids=uids)] + _temp_entries_of(uids)
+            + [f"System V {kind} {ident}" for kind, ident in ipc_objects_of(uids)])
 
 
 def drop_special_files(folder: Path) -> list[str]:
