@@ -167,34 +167,35 @@ def noise_step(x_prev: torch.Tensor, beta_t: float | torch.Tensor, noise: torch.
     )
 
 
-def q_sample(x0: torch.Tensor, t: torch.Tensor, alpha_bars: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+def q_sample(x0: torch.Tensor, t: torch.Tensor, abar: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """Straight from level 0 to the image after step ``t``, in one jump, for every example of a batch.
 
     Steps of :func:`noise_step` compose into one Gaussian: after step ``t`` the image is
-    ``sqrt(alpha_bars[t]) * x0 + sqrt(1 - alpha_bars[t]) * noise`` (in distribution: the same as applying
+    ``sqrt(abar[t]) * x0 + sqrt(1 - abar[t]) * noise`` (in distribution: the same as applying
     ``noise_step`` with ``betas[0], ..., betas[t]`` in turn). Training uses this jump, so that it never
     has to run the chain.
 
     Args:
         x0: a batch of clean images, shape (B, ...).
         t: a long tensor of shape (B,), each example's timestep in ``0 .. T-1`` (they may differ).
-        alpha_bars: shape (T,), from :func:`alpha_bars`.
+        abar: shape (T,), the table that :func:`alpha_bars` returns (``abar``, so that the parameter does
+            not hide that function).
         noise: standard normal noise shaped like ``x0``.
 
     Returns:
-        A tensor shaped like ``x0``; example ``i`` uses ``alpha_bars[t[i]]``.
+        A tensor shaped like ``x0``; example ``i`` uses ``abar[t[i]]``.
 
-    Worked example: ``x0 = [[1.0], [1.0]]``, ``t = [0, 1]``, ``alpha_bars = [0.64, 0.36]``,
+    Worked example: ``x0 = [[1.0], [1.0]]``, ``t = [0, 1]``, ``abar = [0.64, 0.36]``,
     ``noise = [[1.0], [1.0]]`` gives ``[[0.8 + 0.6], [0.6 + 0.8]] = [[1.4], [1.4]]``.
 
     Raises:
-        TypeError: if ``t`` is not a long tensor of shape (B,) or ``alpha_bars`` not a 1-D float tensor.
+        TypeError: if ``t`` is not a long tensor of shape (B,) or ``abar`` not a 1-D float tensor.
         ValueError: if a timestep is outside ``0 .. T-1`` or ``noise`` is not shaped like ``x0``.
     """
-    _check_schedule("alpha_bars", alpha_bars)
+    _check_schedule("abar", abar)
     if not isinstance(x0, torch.Tensor) or x0.ndim < 1:
         raise TypeError("x0 must be a batch of images, a tensor of shape (B, ...)")
-    _check_timesteps(t, x0.shape[0], alpha_bars.shape[0])
+    _check_timesteps(t, x0.shape[0], abar.shape[0])
     if not isinstance(noise, torch.Tensor) or noise.shape != x0.shape:
         raise ValueError("noise must be a tensor shaped like x0")
     raise NotImplementedError(
@@ -238,17 +239,17 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def denoising_loss(model: Any, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
-                   alpha_bars: torch.Tensor) -> torch.Tensor:
+                   abar: torch.Tensor) -> torch.Tensor:
     """DDPM's training loss: how well ``model`` predicts the noise that :func:`q_sample` added.
 
     Args:
         model: a denoiser, called as ``model(x_t, t)``.
         x0: clean images, (B, ...); ``t``: long timesteps, (B,); ``noise``: shaped like ``x0``;
-        alpha_bars: (T,).
+        abar: (T,).
 
     Returns:
         A 0-dim tensor: the mean, over every number of the batch, of
-        ``(model(q_sample(x0, t, alpha_bars, noise), t) - noise) ** 2``. Call the model exactly once, on
+        ``(model(q_sample(x0, t, abar, noise), t) - noise) ** 2``. Call the model exactly once, on
         the whole batch; the result carries gradients to the model's parameters.
 
     Worked example: a model that always predicts zeros has loss ``mean(noise ** 2)`` whatever ``x0`` and
@@ -264,11 +265,11 @@ def denoising_loss(model: Any, x0: torch.Tensor, t: torch.Tensor, noise: torch.T
 
 
 @torch.no_grad()
-def p_sample_step(model: Any, x_t: torch.Tensor, t: int, betas: torch.Tensor, alpha_bars: torch.Tensor,
+def p_sample_step(model: Any, x_t: torch.Tensor, t: int, betas: torch.Tensor, abar: torch.Tensor,
                   noise: torch.Tensor) -> torch.Tensor:
     """One reverse step of DDPM sampling (Ho et al. 2020, Algorithm 2): from ``x_t`` to ``x_{t-1}``.
 
-    With ``beta = betas[t]``, ``alpha = 1 - beta``, ``ab = alpha_bars[t]``, ``ab_prev = alpha_bars[t - 1]``
+    With ``beta = betas[t]``, ``alpha = 1 - beta``, ``ab = abar[t]``, ``ab_prev = abar[t - 1]``
     (1 when ``t = 0``) and the model's noise prediction ``eps = model(x_t, [t] * B)``:
 
     - mean: ``(x_t - beta / sqrt(1 - ab) * eps) / sqrt(alpha)``;
@@ -284,13 +285,13 @@ def p_sample_step(model: Any, x_t: torch.Tensor, t: int, betas: torch.Tensor, al
             (B,) filled with ``t``, on ``x_t``'s device.
         x_t: the batch after step ``t``, shape (B, ...).
         t: this step's timestep, an int in ``0 .. T-1``.
-        betas, alpha_bars: shape (T,).
+        betas, abar: shape (T,).
         noise: standard normal noise shaped like ``x_t`` (None allowed at ``t = 0``).
 
     Returns:
         ``x_{t-1}``, shaped like ``x_t``.
 
-    Worked example: a model that predicts zeros, ``betas = [0.36, 0.36]``, ``alpha_bars = [0.64, 0.4096]``,
+    Worked example: a model that predicts zeros, ``betas = [0.36, 0.36]``, ``abar = [0.64, 0.4096]``,
     ``x_t = [[1.0]]``, ``t = 1``, ``noise = [[1.0]]``: the mean is ``1 / 0.8 = 1.25`` and ``sigma2 =
     0.36 * 0.36 / 0.5904 = 0.21951``, so the result is ``1.25 + 0.46852 = 1.71852``; at ``t = 0`` the same input
     gives ``1.25``.
@@ -299,7 +300,7 @@ def p_sample_step(model: Any, x_t: torch.Tensor, t: int, betas: torch.Tensor, al
         ValueError: if ``t`` is not an int in ``0 .. T-1`` or ``noise`` (for ``t > 0``) is not shaped like ``x_t``.
     """
     _check_schedule("betas", betas)
-    _check_schedule("alpha_bars", alpha_bars)
+    _check_schedule("abar", abar)
     if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < betas.shape[0]:
         raise ValueError(f"t must be an int in 0 .. {betas.shape[0] - 1}, got {t!r}")
     if t > 0 and (not isinstance(noise, torch.Tensor) or noise.shape != x_t.shape):

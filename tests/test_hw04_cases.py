@@ -25,7 +25,7 @@ BUGS = {
     "q4": ("diffusion", "    return math.sqrt(1 - beta) * x_prev + math.sqrt(beta) * noise",
            "    return (1 - beta) * x_prev + beta * noise"),
     # every example noised to the first example's level
-    "q5": ("diffusion", "    kept = _per_example(alpha_bars[t], x0)", "    kept = alpha_bars[t[0]]"),
+    "q5": ("diffusion", "    kept = _per_example(abar[t], x0)", "    kept = abar[t[0]]"),
     # cosines first
     "q6": ("diffusion", "    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)",
            "    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)"),
@@ -33,7 +33,7 @@ BUGS = {
     "q7": ("diffusion", "    return torch.mean((model(x_t, t) - noise) ** 2)",
            "    return torch.mean((model(x_t, t) - x0) ** 2)"),
     # DDPM's other variance (beta_t, "fixed_large") instead of the posterior's
-    "q8": ("diffusion", "    sigma2 = beta * (1 - alpha_bars[t - 1]) / (1 - ab)", "    sigma2 = beta"),
+    "q8": ("diffusion", "    sigma2 = beta * (1 - abar[t - 1]) / (1 - ab)", "    sigma2 = beta"),
     # the chain stops one step early (never takes the step at t = 0)
     "q9": ("diffusion", "    for t in range(betas.shape[0] - 1, -1, -1):",
            "    for t in range(betas.shape[0] - 1, 0, -1):"),
