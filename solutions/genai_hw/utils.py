@@ -1,12 +1,15 @@
-"""Small helpers shared by every homework: seeding, device choice, cheap mode.
+"""Small helpers shared by every homework: seeding, device choice, CPU threads, cheap mode.
 
 These are not exercises: students and graders use them as they are.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import random
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +28,97 @@ def grading_mode() -> bool:
     return os.environ.get(GRADING_ENV_VAR, "") == "1"
 
 
+def available_cpus() -> int:
+    """How many CPUs this process may keep busy: the CPUs it may run on (its affinity), capped by the CPU
+    quota of its container (the cgroup's ``cpu.max``, or ``cpu.cfs_quota_us`` with cgroup v1), at least 1.
+
+    Example: a JupyterHub server on a 64-core machine with a quota of 2 CPUs gives 2; a container with half
+    a CPU, as on Gradescope, gives 1.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota)))
+    return max(1, cpus)
+
+
+def _cgroup_cpu_quota() -> float | None:
+    """The smallest CPU quota (in CPUs) on the way from this process's cgroup to the root, if any."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    quotas = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # cgroup v2: cpu.max is "max 100000" or "50000 100000"
+            files, root = [("cpu.max", None)], Path("/sys/fs/cgroup")
+        elif "cpu" in controllers.split(","):  # cgroup v1
+            files = [("cpu.cfs_quota_us", "cpu.cfs_period_us")]
+            root = next((p for p in (Path("/sys/fs/cgroup") / c for c in ("cpu,cpuacct", "cpu", "cpuacct,cpu"))
+                         if p.is_dir()), None)
+            if root is None:
+                continue
+        else:
+            continue
+        folder = root / path.lstrip("/")
+        while True:
+            quotas.extend(q for q in (_read_quota(folder, *f) for f in files) if q is not None)
+            if folder == root or root not in folder.parents:
+                break
+            folder = folder.parent
+    return min(quotas) if quotas else None
+
+
+def _read_quota(folder: Path, name: str, period_name: str | None) -> float | None:
+    try:
+        if period_name is None:
+            quota, _, period = (folder / name).read_text().strip().partition(" ")
+        else:
+            quota, period = (folder / name).read_text().strip(), (folder / period_name).read_text().strip()
+        if quota in ("max", "-1") or int(period) <= 0:
+            return None
+        return int(quota) / int(period)
+    except (OSError, ValueError):
+        return None
+
+
+_threads_fitted = False
+
+
+def fit_torch_threads() -> int | None:
+    """Give PyTorch as many threads as :func:`available_cpus` says this process may use, and return that
+    number; leave them alone (and return None) when they were set already: ``OMP_NUM_THREADS`` in the
+    environment, or ``torch.set_num_threads`` called before with a number other than torch's default.
+
+    PyTorch starts one thread per CPU it sees, which on a shared server or a container with a CPU quota
+    can be many more than it may use: the threads then wait for each other and small training loops run
+    many times slower. Every notebook calls this through :func:`default_device`, :func:`seed_everything`
+    and :func:`by_device`; call ``torch.set_num_threads(n)`` yourself first to choose another number.
+    """
+    global _threads_fitted
+    if _threads_fitted or os.environ.get("OMP_NUM_THREADS"):
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    _threads_fitted = True
+    try:
+        seen = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        seen = os.cpu_count() or 1
+    if torch.get_num_threads() != seen:  # not torch's default: somebody chose
+        return None
+    threads = available_cpus()
+    if threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
+    return threads
+
+
 def seed_everything(seed: int) -> np.random.Generator:
     """Seed Python, NumPy and (when installed) PyTorch; return a NumPy Generator.
 
@@ -34,6 +128,7 @@ def seed_everything(seed: int) -> np.random.Generator:
     """
     random.seed(seed)
     np.random.seed(seed)
+    fit_torch_threads()
     try:
         import torch
     except ImportError:
@@ -51,6 +146,7 @@ def default_device() -> Any:
     """
     import torch
 
+    fit_torch_threads()
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -68,4 +164,9 @@ def by_device(cpu: Any, gpu: Any, grading: Any = None) -> Any:
         import torch
     except ImportError:
         return cpu
+    fit_torch_threads()
     return gpu if torch.cuda.is_available() else cpu
+
+
+if "torch" in sys.modules:  # the notebook imported torch first: fit its threads now
+    fit_torch_threads()
