@@ -93,9 +93,8 @@ def _row(submission: Path, results: dict, results_path: Path) -> dict:
     for test in results.get("tests", []):
         if "max_score" in test:
             row[test["name"]] = round(float(test.get("score", 0)), 4)
-    output = results.get("output", "")
-    seed_note = next((w for w in output.split() if w.startswith("GENAI_HW_SEED=")), "")
-    row["seed"] = seed_note.removeprefix("GENAI_HW_SEED=").rstrip(").")
+    seed = ((results.get("extra_data") or {}).get("genai_hw") or {}).get("seed")
+    row["seed"] = "" if seed is None else str(seed)
     error_lines = (results.get("error") or "").strip().splitlines()
     row["error"] = error_lines[-1][:200] if error_lines else ""
     row["results"] = str(results_path)

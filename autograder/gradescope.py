@@ -105,8 +105,10 @@ def package_phase_results(source: Path, case_results: list, seed: int | None) ->
     record["tests"] = present([tests[name] for name in sorted(tests, key=_natural_key)], reports,
                               visibility_of(source))
     record["score"] = sum(test["score"] for test in record["tests"])
-    record["output"] = (f"genai-hw: package functions graded with seed {seed}; the grading stopped before the "
-                        "notebook finished, so the notebook's questions score 0.")
+    record["output"] = (f"genai-hw: your package functions were graded on random inputs made from seed {seed}; "
+                        "the grading stopped before the notebook finished, so the notebook's questions score 0.")
+    record["extra_data"] = {"genai_hw": {"seed": seed, "notes": ["provisional: the grading stopped before the "
+                                                                 "notebook finished"]}}
     return record
 
 

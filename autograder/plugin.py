@@ -398,16 +398,17 @@ def _capped_messages(original):
 
 
 NO_LOG = "No log found with which to verify student scores."
+OTTER_LOG_NOTE = "scores are not checked against the submission's .OTTER_LOG (it is deleted unread)"
 
 
 def _quiet_about_the_log(original):
     """Otter's runner says there is no log to check scores against, which reads like a warning on every
-    grading: the plugin deletes the submission's log on purpose (it would be unpickled), so say that."""
+    grading: the plugin deletes the submission's log on purpose (it would be unpickled), so the line is
+    dropped (the instructor's record says it once, in results.json's extra_data)."""
 
     def print_output(*args, **kwargs):
         if args and args[0] == NO_LOG:
-            args = ("genai-hw: scores are not checked against the submission's .OTTER_LOG (it is deleted unread).",
-                    *args[1:])
+            return None
         return original(*args, **kwargs)
 
     print_output._genai_hw = True
@@ -429,7 +430,8 @@ def _explained(original):
                 pass
         if grader is not None:  # Gradescope keeps extra_data with the result, unshown: for instructors
             record.setdefault("extra_data", {})["genai_hw"] = {"seed": grader.seed, "seconds": dict(grader.seconds),
-                                                               "memory_mib": grader.memory_report()}
+                                                               "memory_mib": grader.memory_report(),
+                                                               "notes": list(grader.instructor_notes)}
         return record
 
     to_gradescope_dict._genai_hw = True
@@ -605,6 +607,9 @@ class GenaiHwGrader(AbstractOtterPlugin):
         self.kernel_dir: Path | None = None
         self.kernel_error: str | None = None
         self.notes: list[str] = []
+        """What the student reads in results.json's output: only what helps them."""
+        self.instructor_notes: list[str] = [OTTER_LOG_NOTE]
+        """Grader housekeeping: printed to Otter's output (the instructor's log) and kept in extra_data."""
         self.source = _submission_folder(submission_path).parent / "source"
         self.reports: dict[str, str] | None = None
         self.visibility: dict[str, str] = {}
@@ -631,7 +636,7 @@ class GenaiHwGrader(AbstractOtterPlugin):
             with contextlib.suppress(OSError):
                 os.chmod(submission.parent, 0o700)  # /autograder on Gradescope: nothing in it for students
         else:
-            self.notes.append("genai-hw: " + sandboxing.NOT_ISOLATED)
+            self.instructor_notes.append(sandboxing.NOT_ISOLATED)
         # A grader that cannot run student code as the sandbox's users stops here, before grading anything:
         # SandboxError goes up through Otter (genai-hw grade and release check first and say why; the
         # Gradescope entry point exits without a result), never a zero for the student.
@@ -661,7 +666,10 @@ class GenaiHwGrader(AbstractOtterPlugin):
         try:
             self._merge(results)
         except Exception:
-            results.set_output("genai-hw grader error while merging results:\n" + traceback.format_exc(limit=5))
+            results.set_output("genai-hw: part of the grading failed inside the grader, not in your code; your "
+                               "instructor has the details.")
+            self.instructor_notes.append("grader error while merging results:\n" + traceback.format_exc(limit=5))
+            print(f"genai-hw: {self.instructor_notes[-1]}")
 
     def memory_report(self) -> dict[str, dict[str, float | None]]:
         """Each role's baseline, peak and limit (MiB), for instructors (results.json's extra_data)."""
@@ -807,10 +815,15 @@ class GenaiHwGrader(AbstractOtterPlugin):
         self.reports = reports
 
         if self.seed is not None:
-            notes.insert(0, f"genai-hw: package functions graded with seed {self.seed} "
-                            f"(replay: {SEED_ENV_VAR}={self.seed}).")
+            notes.insert(0, f"genai-hw: your package functions were graded on random inputs made from seed "
+                            f"{self.seed} (quote it if you ask about this grading).")
+            self.instructor_notes.append(f"replay this grading's package cases: {SEED_ENV_VAR}={self.seed}")
         if self.error:
-            notes.append("genai-hw grader error:\n" + self.error)
+            notes.append("genai-hw: part of the grading failed inside the grader, not in your code; your "
+                         "instructor has the details.")
+            self.instructor_notes.append("grader error:\n" + self.error)
+        for note in self.instructor_notes:
+            print(f"genai-hw: {note}")  # Otter's own output: the instructor's log, never the student's results
         if self.package_missing:
             from .harness import PACKAGE_MISSING
 

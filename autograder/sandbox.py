@@ -821,7 +821,9 @@ class Sandbox:
     """
 
     def __init__(self, python: str = sys.executable) -> None:
-        self.python = python
+        # A folder link on the way (as root, scripts/setup.sh links the private checkout's .venv to the
+        # environment outside it) is resolved, the environment's own python link is kept (it makes the venv).
+        self.python = os.path.join(os.path.realpath(os.path.dirname(python)), os.path.basename(python))
         self.token = secrets.token_hex(8)
         self.isolated = isolating()
         self.slot: int | None = None

@@ -230,6 +230,14 @@ def test_a_clean_grading_explains_itself_and_warns_of_nothing(graded_class):
     assert "warn" not in log.lower() and "error" not in log.lower() and "Traceback" not in log, log[-2000:]
     q1 = next(t for t in results["tests"] if t["name"] == "q1")
     assert q1["output"].startswith("q1: 2 of 2 hidden cases passed") and "FAILED" not in q1["output"]
+    # the student reads only what helps them; the grader's housekeeping is in the instructor's log and record
+    student_text = json.dumps([results.get("output"), results["tests"]])
+    for housekeeping in ("OTTER_LOG", "GENAI_HW_SEED", "replay", "isolated", "No log found"):
+        assert housekeeping not in student_text, housekeeping
+    seed = results["extra_data"]["genai_hw"]["seed"]
+    assert f"graded on random inputs made from seed {seed}" in results["output"]
+    assert any("OTTER_LOG" in note for note in results["extra_data"]["genai_hw"]["notes"])
+    assert f"GENAI_HW_SEED={seed}" in log
 
 
 def test_the_report_renders_in_a_real_browser(graded_class):
