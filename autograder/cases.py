@@ -154,6 +154,11 @@ GPU_FLOAT32_ATOL = 1e-6
 """Where the student's code ran on CUDA (``STUDENT_DEVICE``), float32 and float16 tensors may differ from the
 CPU reference by this much more than the case allows: float32 sums in another order. TF32 is switched off
 in the runner, so nothing looser is needed; exact comparisons and float64 stay as they are."""
+FLOAT16_RTOL = 2e-3
+FLOAT16_ATOL = 2**-22
+"""A float16 tensor (a case's input of that dtype, returned in it) may differ from the reference by float16
+rounding whatever the case allows for float32: a rounding is up to 2**-11 = 4.9e-4 relative (4 subnormal
+steps, 2.4e-7, near 0), and a formula of a few operations (softmax: exp, sum, divide) carries about four."""
 STUDENT_DEVICE = "cpu"
 """Where the submitted functions ran; the harness sets it (``"cuda"`` on a GPU grader)."""
 
@@ -165,6 +170,43 @@ def approx(rtol: float = 1e-7, atol: float = 1e-10) -> Comparator:
         return _compare(expected, got, rtol, atol, "")
 
     return compare
+
+
+def _g(x: float) -> str:
+    return f"{x:.2g}" if x else "0"
+
+
+def _allowed(rtol: float, atol: float) -> str:
+    """The tolerance, as a student reads it: ``allowed 1e-06 + 1e-05 * |expected|``."""
+    return f"allowed {_g(atol)} + {_g(rtol)} * |expected|" if rtol else f"allowed {_g(atol)}"
+
+
+def _compare_arrays(expected: np.ndarray, got: np.ndarray, rtol: float, atol: float, at: str) -> str | None:
+    """None when every value is within ``atol + rtol * |expected|`` (NaN where NaN is expected), else the
+    worst value: where, how far off, and what was allowed."""
+    try:
+        with np.errstate(all="ignore"):
+            e, g = np.asarray(expected), np.asarray(got)
+            if e.dtype.kind not in "biuf" or g.dtype.kind not in "biuf":
+                raise TypeError
+            e, g = e.astype(np.float64), g.astype(np.float64)
+            close = np.isclose(g, e, rtol=rtol, atol=atol, equal_nan=True)
+            if close.all():
+                return None
+            difference = np.abs(g - e)
+            difference = np.where(close, -1.0, np.where(np.isfinite(difference), difference, np.inf))
+            index = np.unravel_index(int(np.argmax(difference)), e.shape)
+    except (TypeError, ValueError):  # not numbers: compared as values
+        if np.array_equal(got, expected):
+            return None
+        return f"array values differ{at}: expected {short(expected)}, got {short(got)}"
+    position = f" at index {tuple(int(i) for i in index)}" if e.ndim > 1 else f" at index {int(index[0])}" if (
+        e.ndim) else ""
+    values = f"(expected {str(np.asarray(expected)[index])}, got {str(np.asarray(got)[index])})"
+    if np.isfinite(difference[index]) and (rtol or atol):
+        return (f"array values differ{at}: largest difference {_g(float(difference[index]))}{position} {values}; "
+                f"{_allowed(rtol, atol)}")
+    return f"array values differ{at}{position}: {values[1:-1]}"
 
 
 def _compare(expected: Any, got: Any, rtol: float, atol: float, where: str) -> str | None:
@@ -179,6 +221,8 @@ def _compare(expected: Any, got: Any, rtol: float, atol: float, where: str) -> s
             return f"expected dtype torch.{expected_dtype}{at}, got torch.{got_dtype}"
         if STUDENT_DEVICE == "cuda" and expected_dtype in ("float32", "float16"):
             rtol, atol = max(rtol, GPU_FLOAT32_RTOL), max(atol, GPU_FLOAT32_ATOL)
+        if expected_dtype == "float16" and (rtol or atol):
+            rtol, atol = max(rtol, FLOAT16_RTOL), max(atol, FLOAT16_ATOL)
         return _compare(expected_values, got_values, rtol, atol, where)
     if isinstance(expected, bool) or expected is None or isinstance(expected, str):
         if type(got) is not type(expected) or got != expected:
@@ -194,15 +238,15 @@ def _compare(expected: Any, got: Any, rtol: float, atol: float, where: str) -> s
             return None
         if e == g or (math.isfinite(e) and math.isfinite(g) and abs(e - g) <= atol + rtol * abs(e)):
             return None
-        return f"expected {short(expected)}{at}, got {short(got)}"
+        difference = f" (difference {_g(abs(e - g))}; {_allowed(rtol, atol)})" if (
+            (rtol or atol) and math.isfinite(e) and math.isfinite(g)) else ""
+        return f"expected {short(expected)}{at}, got {short(got)}{difference}"
     if isinstance(expected, np.ndarray):
         if not isinstance(got, np.ndarray):
             return f"expected a numpy array{at}, got {_type_label(got)}"
         if got.shape != expected.shape:
             return f"expected shape {expected.shape}{at}, got shape {got.shape}"
-        if not np.allclose(got, expected, rtol=rtol, atol=atol, equal_nan=True):
-            return f"array values differ{at}: expected {short(expected)}, got {short(got)}"
-        return None
+        return _compare_arrays(expected, got, rtol, atol, at)
     if isinstance(expected, (list, tuple)):
         if type(got) is not type(expected):
             return f"expected a {type(expected).__name__}{at}, got {_type_label(got)} {short(got)}"

@@ -9,11 +9,11 @@ import zipfile
 from pathlib import Path
 
 import nbformat
+import notebook_hw03
 import pytest
 from nbclient import NotebookClient
 
 from autograder.release import copy_package, find_homeworks, release_contents
-import notebook_hw03
 from conftest import HOMEWORKS, HW01, HW02, HW04, HW05, ROOT, SOLUTIONS, STUBS, package_questions
 
 pytestmark = pytest.mark.slow

@@ -22,6 +22,10 @@ DATA_FILES = ["word2vec_bolukbasi_f16.npz"]
 WV = WordVectorsSpec(DATA_FILES[0])
 GAP = 1e-4
 CLOSE = approx(rtol=1e-5, atol=1e-6)
+"""The word vectors are float32 (D = 300): cosines from float32 products (rows normalised, then one product, as
+nearest_words' docstring suggests) differ from float64 ones by about sqrt(D) roundings of 6e-8, 1e-6 relative
+at most; means of a few float32 vectors by less. Measured (tests/test_tolerances.py: float64 and float32
+answers): 3.3e-6 relative on a projection of 0.0035, at most 1.3 % of this."""
 TEXT_ALPHABETS = ["ab ", "abc d", "the cat sat on a mat", "aé後后😀 ", "xyz\n\t"]
 WHO = 'Who\'d use "后" vs. "後"?'
 

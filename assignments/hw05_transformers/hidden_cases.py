@@ -22,8 +22,20 @@ import numpy as np
 from autograder.cases import Case, approx, call, exact, tensor
 from autograder.wire import ModelSpec, TorchRngSpec
 
+# Each tolerance covers the float32 rounding of the docstring's formula in any order (tests/test_tolerances.py
+# grades a float64 and a reordered float32 answer); "measured" is the worst of those over eleven seeds. A float16
+# tensor gets float16's rounding on top (cases.FLOAT16_RTOL).
 CLOSE = approx(rtol=1e-5, atol=1e-6)
-NETWORK = approx(rtol=1e-4, atol=1e-5)  # float32 sums over layers, in another order
+"""softmax, next_token_loss, apply_temperature: a few float32 roundings (6e-8 each) of exp, a sum and a divide or
+log: a few 1e-7 relative; a loss near 0 is a difference of log-sum-exps near 10 (ulp 9.5e-7), hence atol.
+Measured: 13 % of this (next_token_loss on the docstring's peaked logits), under 10 % elsewhere."""
+SCORES = approx(rtol=1e-5, atol=4e-6)
+"""scaled_dot_product_attention on random heads: scores of |q . k| / sqrt(d) up to about 20 carry float32 error
+of about 20 * 6e-8 per rounding (2e-6 over a few); the softmax turns that into a relative error of the weights,
+and outputs near 0 are sums of weights times values of either sign. Measured: 9.5e-7 absolute (24 %)."""
+NETWORK = approx(rtol=1e-4, atol=1e-5)
+"""multi-head attention, blocks and TinyGPT: the above through projections, layer norms (a division by a
+standard deviation), a GELU MLP and up to 3 layers. Measured: 16 % of this (TinyGPT), under 8 % elsewhere."""
 
 
 def _normal(rng, shape, scale=1.0, dtype="float32"):
@@ -218,7 +230,7 @@ CASES = [
          "broadcast mask, huge scores, bad shapes, dtypes and masks", CLOSE, **OFF_LIMITS),
     Case("q3", "attention_random", 2, "attention.scaled_dot_product_attention", attention_random,
          "scaled_dot_product_attention on random heads, with causal, random and no masks, keys longer than "
-         "queries", CLOSE, **OFF_LIMITS),
+         "queries", SCORES, **OFF_LIMITS),
     Case("q4", "multi_head_attention_examples", 1, "attention.multi_head_attention", mha_fixed,
          "multi_head_attention on the docstring's example (1 and 2 heads), not causal, with weights, bad "
          "arguments", CLOSE, **OFF_LIMITS),

@@ -243,9 +243,10 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
         raise ValueError(f"dim must be a positive even int, got {dim!r}")
     # BEGIN SOLUTION hw04 q6
     half = dim // 2
-    frequencies = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-    angles = t.to(torch.float32)[:, None] * frequencies[None, :]
-    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+    # float64, rounded once at the end: the exact embedding, whatever order a float32 answer used
+    frequencies = 10000.0 ** (-torch.arange(half, dtype=torch.float64, device=t.device) / half)
+    angles = t.to(torch.float64)[:, None] * frequencies[None, :]
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1).to(torch.float32)
     # END SOLUTION
 
 
