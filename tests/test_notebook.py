@@ -86,6 +86,15 @@ def test_runs_end_to_end_with_the_reference(release_of, hw, tmp_path):
         for temperature in ("0", "0.7", "1.2"):
             line = rf"temperature {re.escape(temperature)}: THIS IS THE Q[A-Z ]{{150,}}"
             assert re.search(line, printed), temperature
+        assert "D x V = 12,288 x 100,277 = 1,232,203,776 numbers, 4.93 GB in float32" in printed  # real sizes
+        # the student's own CPU model, against the same held-out text as the n-gram tables: what the text says
+        yours = re.search(r"all 117,421 held-out characters: yours ([\d.]+), the shipped model's 3\.71; homework 1's "
+                          r"n-gram tables 6\.53 \(N = 3\), 4\.67 \(N = 4\), 4\.12 \(N = 5\)", printed)
+        assert yours and 4.12 < float(yours.group(1)) < 5.0, printed[-3000:]
+        # unseen contexts: 27 by construction without backoff; with backoff the table comes close to TinyGPT
+        unseen = re.search(r"27\.00 \(1/27 for every symbol, by construction\); TinyGPT's is ([\d.]+)", printed)
+        backoff = re.search(r"backs off to the longest context it saw scores ([\d.]+) there", printed)
+        assert unseen and backoff and float(unseen.group(1)) < float(backoff.group(1)) < 27, printed[-3000:]
     else:
         notebook_hw03.check_reference_run(nb, printed)
 
