@@ -10,10 +10,16 @@ from the standard normal N(0, I) that new samples will be drawn from.
 
 Shapes: ``mu`` and ``logvar`` are (B, L) for a batch of B inputs and L
 latent dimensions; ``x`` and ``x_hat`` are (B, ...) with the same shape.
+
+:func:`image_grid` is not an exercise: it tiles small images into one picture
+for the notebook's plots.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 
 
@@ -109,3 +115,42 @@ def vae_loss(x: torch.Tensor, x_hat: torch.Tensor, mu: torch.Tensor, logvar: tor
         'vae_loss() is not written yet: implement it in genai_hw/vae.py '
         '(homework 3, question q7)'
     )
+
+
+def image_grid(images: Any, rows: int, cols: int, pad: int = 0) -> np.ndarray:
+    """Tile ``rows * cols`` small images into one 2-D array, to draw with a single ``imshow``.
+
+    Args:
+        images: shape (rows * cols, H, W), a torch tensor (on any device) or a NumPy array.
+        rows, cols: the grid's size.
+        pad: how many pixels of value 0 (blank, for digits' ink) to put between neighbouring tiles.
+
+    Returns:
+        A float NumPy array of shape (rows * (H + pad) - pad, cols * (W + pad) - pad). The images fill the
+        grid row by row: image 0 at the top left, image ``cols - 1`` at the top right, image ``cols`` starts
+        the second row. Each tile is its image exactly as ``imshow(images[i])`` draws it (nothing is flipped
+        or transposed): with ``pad = 0``, ``grid[r * H:(r + 1) * H, c * W:(c + 1) * W]`` is
+        ``images[r * cols + c]``. To run a grid's vertical axis the other way, reorder the images; never
+        flip the result, which would turn every tile upside down too.
+
+    Worked example: four 1 x 2 images ``[[[1, 2]], [[3, 4]], [[5, 6]], [[7, 8]]]`` with ``rows = 2``,
+    ``cols = 2`` give ``[[1, 2, 3, 4], [5, 6, 7, 8]]``; with ``pad = 1``, ``[[1, 2, 0, 3, 4], [0, 0, 0, 0, 0],
+    [5, 6, 0, 7, 8]]``.
+
+    Raises:
+        ValueError: if ``images`` is not 3-D, does not hold exactly ``rows * cols`` images, or ``pad`` is
+            negative.
+    """
+    if isinstance(images, torch.Tensor):
+        images = images.detach().cpu().numpy()
+    tiles = np.asarray(images, dtype=float)
+    if tiles.ndim != 3 or rows < 1 or cols < 1 or tiles.shape[0] != rows * cols:
+        raise ValueError(f"images must have shape (rows * cols, H, W) = ({rows * cols}, H, W), got "
+                         f"{tiles.shape}")
+    if pad < 0:
+        raise ValueError(f"pad must be >= 0, got {pad}")
+    _, height, width = tiles.shape
+    padded = np.zeros((rows, cols, height + pad, width + pad))
+    padded[:, :, :height, :width] = tiles.reshape(rows, cols, height, width)
+    grid = padded.transpose(0, 2, 1, 3).reshape(rows * (height + pad), cols * (width + pad))
+    return grid[:grid.shape[0] - pad, :grid.shape[1] - pad]

@@ -7,8 +7,9 @@ turns random noise ``z`` into a sample. Here both networks output *logits*
 logit of 0 means "50 % real", +5 means about 99.3 % real, -5 about 0.7 %.
 
 Working from logits matters: for a discriminator that is very sure, say a
-logit of -100, ``sigmoid(-100)`` is about ``3.7e-44`` and ``log`` of a
-float32 that small is ``-inf``. The losses below are written with
+logit of -100, ``sigmoid(-100)`` is about ``3.7e-44``, but torch's float32
+``sigmoid`` returns exactly 0 for any logit below about -89, and ``log(0)``
+is ``-inf`` (with a ``nan`` gradient). The losses below are written with
 ``softplus(t) = log(1 + exp(t))``, which torch computes without overflow,
 so that they stay finite for logits of +-100.
 
