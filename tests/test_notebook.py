@@ -76,6 +76,9 @@ def test_runs_end_to_end_with_the_reference(release_of, hw, tmp_path):
                          printed)
         assert near and int(near.group(1)) >= 80, printed[-3000:]  # the denoiser learned the ring
         assert min(int(n) for n in near.group(2).split(",")) >= 100, near.group(0)  # and every one of its 8 modes
+        # the walk down as the text tells it: a disk at level 30, the ring's hole open at level 15
+        hole = dict(re.findall(r"level (\d+) (\d+) %", printed.split("points in the ring's hole")[1].splitlines()[0]))
+        assert int(hole["100"]) >= 30 and 5 <= int(hole["30"]) <= 20 and int(hole["15"]) <= 2, hole
     elif hw == HW05:
         # the shipped checkpoint measured in the notebook, next to homework 1's n-grams: the soft lookup wins
         compared = re.search(r"held-out perplexity per character: TinyGPT ([\d.]+), best n-gram \(N = (\d)\) ([\d.]+)",
