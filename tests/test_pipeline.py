@@ -119,7 +119,7 @@ def test_same_seed_replays_the_same_cases(released, solution_notebook, tmp_path)
     submission = make_submission(solution_notebook, planted_bugs(tmp_path, ["q8"]), tmp_path / "bug.zip")
     first = otter_run(released["zip"], submission, tmp_path / "a", seed=424242)
     second = otter_run(released["zip"], submission, tmp_path / "b", seed=424242)
-    assert "GENAI_HW_SEED=424242" in first["output"]
+    assert "made from seed 424242" in first["output"] and first["extra_data"]["genai_hw"]["seed"] == 424242
     q8 = [[t["output"] for t in r["tests"] if t["name"] == "q8"][0] for r in (first, second)]
     assert q8[0] == q8[1] and "on input" in q8[0]
 

@@ -688,7 +688,9 @@ def test_a_non_root_grader_grades_and_says_it_is_not_isolated(released, solution
     finally:
         shutil.rmtree(home)
     assert score_of(results) == (20.0, 20.0), proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "NOT isolated" in results["output"]
+    # said to whoever runs the grader (its output, the record's extra_data), not to the student
+    assert "NOT isolated" in proc.stdout and "NOT isolated" not in results["output"]
+    assert any("NOT isolated" in note for note in results["extra_data"]["genai_hw"]["notes"])
 
 
 def test_grade_says_plainly_when_submissions_are_not_isolated(released, tmp_path, monkeypatch, capsys):
