@@ -25,7 +25,7 @@ for arg in "$@"; do
         --fresh) FRESH=1 ;;
         --browser) BROWSER=1 ;;
         --no-release) RELEASE=0 ;;
-        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "setup.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
     esac
 done
