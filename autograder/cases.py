@@ -200,8 +200,8 @@ def _compare_arrays(expected: np.ndarray, got: np.ndarray, rtol: float, atol: fl
         if np.array_equal(got, expected):
             return None
         return f"array values differ{at}: expected {short(expected)}, got {short(got)}"
-    position = f" at index {tuple(int(i) for i in index)}" if e.ndim > 1 else f" at index {int(index[0])}" if (
-        e.ndim) else ""
+    where_in = tuple(int(i) for i in index)
+    position = "" if not where_in else f" at index {where_in if len(where_in) > 1 else where_in[0]}"
     values = f"(expected {str(np.asarray(expected)[index])}, got {str(np.asarray(got)[index])})"
     if np.isfinite(difference[index]) and (rtol or atol):
         return (f"array values differ{at}: largest difference {_g(float(difference[index]))}{position} {values}; "

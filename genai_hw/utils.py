@@ -35,14 +35,19 @@ def available_cpus() -> int:
     Example: a JupyterHub server on a 64-core machine with a quota of 2 CPUs gives 2; a container with half
     a CPU, as on Gradescope, gives 1.
     """
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
+    cpus = _cpus_seen()
     quota = _cgroup_cpu_quota()
     if quota is not None:
         cpus = min(cpus, max(1, math.ceil(quota)))
     return max(1, cpus)
+
+
+def _cpus_seen() -> int:
+    """The CPUs this process may run on (its affinity): what torch's default number of threads follows."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _cgroup_cpu_quota() -> float | None:
@@ -107,11 +112,7 @@ def fit_torch_threads() -> int | None:
     except ImportError:
         return None
     _threads_fitted = True
-    try:
-        seen = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        seen = os.cpu_count() or 1
-    if torch.get_num_threads() != seen:  # not torch's default: somebody chose
+    if torch.get_num_threads() != _cpus_seen():  # not torch's default: somebody chose
         return None
     threads = available_cpus()
     if threads != torch.get_num_threads():
