@@ -86,15 +86,17 @@ class Progress:
         self.stream.flush()
 
 
-def _row(submission: Path, results: dict, results_path: Path) -> dict:
+def _row(submission: Path, results: dict, results_path: Path, isolation: str = "") -> dict:
     score, possible = score_of(results)
     row = {"submission": submission.name, "score": round(score, 4), "possible": round(possible, 4),
            "percent": round(100 * score / possible, 2) if possible else 0.0}
     for test in results.get("tests", []):
         if "max_score" in test:
             row[test["name"]] = round(float(test.get("score", 0)), 4)
-    seed = ((results.get("extra_data") or {}).get("genai_hw") or {}).get("seed")
+    extra = (results.get("extra_data") or {}).get("genai_hw") or {}
+    seed = extra.get("seed")
     row["seed"] = "" if seed is None else str(seed)
+    row["isolation"] = extra.get("isolation") or isolation  # what the grading said, else what it was to get
     error_lines = (results.get("error") or "").strip().splitlines()
     row["error"] = error_lines[-1][:200] if error_lines else ""
     row["results"] = str(results_path)
@@ -102,27 +104,31 @@ def _row(submission: Path, results: dict, results_path: Path) -> dict:
 
 
 def grade(autograder_zip: Path, submissions: list[Path], out_dir: Path, seed: int | None = None,
-          jobs: int = 1, timeout: int = 900, log=None, progress: Progress | None = None) -> list[dict]:
+          jobs: int = 1, timeout: int = 900, log=None, progress: Progress | None = None,
+          unisolated: bool = False) -> list[dict]:
     """Grade each submission, ``jobs`` at a time; return one row per submission, in the submissions' order.
 
     ``log(row)`` is called as each finishes. A grading that fails in an unexpected way (not only a
     submission Otter cannot grade, which ``otter_run`` already records) still gets a row with the error.
+    Student code is isolated as :func:`sandbox.isolation` says; where nothing can isolate it, grading stops
+    with :class:`sandbox.SandboxError` unless ``unisolated`` (each row's ``isolation`` then says ``none``).
     """
     if not autograder_zip.is_file():
         raise FileNotFoundError(f"{autograder_zip}: no such autograder zip")
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
     found = expand(submissions)
-    sandbox.preflight()  # a grader that cannot run student code stops before grading anyone
+    mode = sandbox.preflight(allow_none=unisolated)  # a grader that cannot run student code stops here
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def one(number: int, submission: Path) -> dict:
         folder = out_dir / f"{number:03d}_{submission.stem}"
         try:
-            results = otter_run(autograder_zip, submission, folder, seed=seed, timeout=timeout)
+            results = otter_run(autograder_zip, submission, folder, seed=seed, timeout=timeout,
+                                unisolated=unisolated)
         except Exception as err:  # noqa: BLE001 - one submission never stops the batch
             results = {"tests": [], "error": f"genai-hw grade: grading failed ({type(err).__name__}: {err})"}
-        return _row(submission, results, folder / "results.json")
+        return _row(submission, results, folder / "results.json", mode)
 
     rows: list[dict | None] = [None] * len(found)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -143,7 +149,7 @@ def columns(rows: list[dict]) -> list[str]:
     for row in rows:
         names += [k for k in row if k not in names]
     fixed = ["submission", "score", "possible", "percent"]
-    tail = ["seed", "error", "results"]
+    tail = ["seed", "isolation", "error", "results"]
     return fixed + [n for n in names if n not in fixed + tail] + tail
 
 

@@ -431,6 +431,7 @@ def _explained(original):
         if grader is not None:  # Gradescope keeps extra_data with the result, unshown: for instructors
             record.setdefault("extra_data", {})["genai_hw"] = {"seed": grader.seed, "seconds": dict(grader.seconds),
                                                                "memory_mib": grader.memory_report(),
+                                                               "isolation": grader.isolation(),
                                                                "notes": list(grader.instructor_notes)}
         return record
 
@@ -635,12 +636,13 @@ class GenaiHwGrader(AbstractOtterPlugin):
         if sandboxing.isolating():
             with contextlib.suppress(OSError):
                 os.chmod(submission.parent, 0o700)  # /autograder on Gradescope: nothing in it for students
-        else:
-            self.instructor_notes.append(sandboxing.NOT_ISOLATED)
-        # A grader that cannot run student code as the sandbox's users stops here, before grading anything:
-        # SandboxError goes up through Otter (genai-hw grade and release check first and say why; the
-        # Gradescope entry point exits without a result), never a zero for the student.
+        # A grader that cannot run student code as the sandbox's users, or in namespaces (unless told to run
+        # it unisolated), stops here, before grading anything: SandboxError goes up through Otter (genai-hw
+        # grade and release check first and say why; the Gradescope entry point exits without a result),
+        # never a zero for the student.
         self.sandbox = sandboxing.Sandbox()
+        if not self.sandbox.isolated:
+            self.instructor_notes.append(sandboxing.NOT_ISOLATED)
         self.sandbox.remember(submission.parent.parent)  # otter run's temporary folder, if this is one
         self._install_cleanup()
 
@@ -670,6 +672,10 @@ class GenaiHwGrader(AbstractOtterPlugin):
                                "instructor has the details.")
             self.instructor_notes.append("grader error while merging results:\n" + traceback.format_exc(limit=5))
             print(f"genai-hw: {self.instructor_notes[-1]}")
+
+    def isolation(self) -> str | None:
+        """How student code was isolated (``users``, ``namespaces`` or ``none``; None: no sandbox was made)."""
+        return self.sandbox.mode if self.sandbox is not None else None
 
     def memory_report(self) -> dict[str, dict[str, float | None]]:
         """Each role's baseline, peak and limit (MiB), for instructors (results.json's extra_data)."""
@@ -832,4 +838,5 @@ class GenaiHwGrader(AbstractOtterPlugin):
         results.set_plugin_data("autograder.plugin.GenaiHwGrader",
                                 {"seed": self.seed, "error": self.error, "plugin_file": __file__,
                                  "isolated": bool(self.sandbox and self.sandbox.isolated),
+                                 "isolation": self.isolation(),
                                  "seconds": self.seconds})

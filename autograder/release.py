@@ -43,7 +43,7 @@ PACKAGE = "genai_hw"
 AUTOGRADER_DIR = Path(__file__).resolve().parent
 PLUGIN = "autograder.plugin.GenaiHwGrader"
 GRADING_MODULES = ("__init__.py", "cases.py", "gradescope.py", "harness.py", "plugin.py", "runner.py",
-                   "sandbox.py", "seccomp.py", "wire.py")
+                   "namespaces.py", "sandbox.py", "seccomp.py", "wire.py")
 """The grading side of ``autograder/``: all the autograder zip carries (no build or CLI code)."""
 RUN_OTTER = """\
 \"\"\"Gradescope's entry point: Otter's autograder, and a results.json whatever happens.\"\"\"
@@ -519,7 +519,7 @@ def _last_error(log: str) -> tuple[str, str]:
 
 
 def otter_run(autograder_zip: Path, submission: Path, out_dir: Path, seed: int | None = None,
-              timeout: int = 900) -> dict:
+              timeout: int = 900, unisolated: bool = False) -> dict:
     """Grade one submission with ``otter run``; return its results.json, which always exists afterwards.
 
     A submission that Otter cannot grade (not a zip, a zip bomb, no notebook,
@@ -528,7 +528,8 @@ def otter_run(autograder_zip: Path, submission: Path, out_dir: Path, seed: int |
     and the sandbox run in a private temporary folder that is removed
     afterwards, with a private copy of the autograder zip (whose path student
     code could read in ``/proc``), and any sandbox a killed grading left
-    behind is reaped.
+    behind is reaped. ``unisolated``: grade even where student code cannot be isolated (the project's own
+    reference and stubs, which ``genai-hw release`` grades).
     """
     from .gradescope import explain, failure_results
     from .sandbox import reap_abandoned
@@ -545,6 +546,8 @@ def otter_run(autograder_zip: Path, submission: Path, out_dir: Path, seed: int |
             env = dict(os.environ, TMPDIR=str(private))
             if seed is not None:
                 env["GENAI_HW_SEED"] = str(seed)
+            if unisolated:
+                env["GENAI_HW_UNSAFE_NO_ISOLATION"] = "1"
             proc = subprocess.Popen([sys.executable, "-m", "otter", "run", "--no-logo", "-a",
                                      str(private / "autograder.zip"), "-o", str(out_dir), str(submission)],
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -611,7 +614,9 @@ def release(root: Path, names: list[str] | None = None, out: Path | None = None,
             if verify:
                 from .sandbox import preflight
 
-                preflight()  # before grading: a grader that cannot run student code says why, not "0/20"
+                # Before grading: a grader that cannot run student code says why, not "0/20". The project's own
+                # reference and stubs are graded even where nothing isolates them.
+                preflight(allow_none=True)
                 solution_nb = assign_out / "autograder" / homework.master.name
                 reference = copy_package(root / "solutions" / PACKAGE, build / "reference" / PACKAGE, contents)
                 checks = {
@@ -619,7 +624,7 @@ def release(root: Path, names: list[str] | None = None, out: Path | None = None,
                     "stubs": make_submission(student / homework.master.name, student / PACKAGE, build / "stubs.zip"),
                 }
                 for label, submission in checks.items():
-                    results = otter_run(ag_zip, submission, build / f"run_{label}")
+                    results = otter_run(ag_zip, submission, build / f"run_{label}", unisolated=True)
                     score, possible = score_of(results)
                     want = possible if label == "reference" else 0.0
                     if "error" in results or possible == 0 or abs(score - want) > 1e-9:

@@ -18,9 +18,14 @@ private folders (Otter's temporary folder, the reference, the hidden cases),
 or write to results. ``/proc/<pid>/cmdline`` stays world-readable on Linux,
 so no path a student may learn from it can be readable by them.
 
-Where the grader is not root (an instructor's laptop) nothing is isolated:
-student code runs as the grader's user. Processes are still found (by a
-marker in their environment) and killed when grading ends.
+Where the grader is not root (an instructor's laptop) and Linux lets any user make namespaces, each
+student process runs in namespaces of its own instead (:mod:`autograder.namespaces`): its own PID, mount,
+network and IPC namespaces, a file system that holds only the grading environment (read-only), its own
+folder and a private temporary folder. Where neither is possible nothing is isolated, and a grading runs
+only when the instructor asks for it explicitly (``GENAI_HW_UNSAFE_NO_ISOLATION=1``, which
+``genai-hw grade --unsafe-no-isolation`` sets): student code then runs as the grader's user. Processes are
+still found (by a marker in their environment) and killed when grading ends. :func:`isolation` says which
+of the three (``users``, ``namespaces``, ``none``) a grading gets.
 
 The folders of one grading, under ``/tmp/genai-hw-sandbox-<slot>-<random>``
 (mode 0711: nobody but root may list it)::
@@ -49,6 +54,7 @@ import threading
 import time
 from pathlib import Path
 
+from . import namespaces
 from .seccomp import SOURCE as SECCOMP_SOURCE
 
 UID_BASE = int(os.environ.get("GENAI_HW_SANDBOX_UID_BASE", "59000"))
@@ -113,12 +119,26 @@ MESSAGE_QUEUE = 8
 WATCH_INTERVAL = float(os.environ.get("GENAI_HW_WATCH_INTERVAL", "0.05"))
 """Seconds between two samples of the student users' memory (bench/limits.py measures what watching costs)."""
 
+UNSAFE_ENV = "GENAI_HW_UNSAFE_NO_ISOLATION"
+"""Set to ``1`` (``genai-hw grade --unsafe-no-isolation``): grade even where student code cannot be isolated."""
+MODES = ("users", "namespaces", "none")
+"""How student code is isolated: users of its own (root), namespaces of its own (a normal user on Linux), or
+not at all (the instructor asked for it)."""
+CONTAINER_HINT = (
+    "run the grader as root in a throw-away container (for example `docker run --rm -it -v \"$PWD\":/course "
+    "-w /course python:3.11 bash`, then the README's set-up), where each grading runs its student code as "
+    "unprivileged users of its own (README: How grading works)")
 NOT_ISOLATED = (
-    "Submissions are NOT isolated: the grader is not running as root, so student code runs as your own user "
-    "and can read your files and signal the grader. To grade untrusted submissions, run the grader as root "
-    "in a throw-away container (for example `docker run --rm -it -v \"$PWD\":/course -w /course python:3.11 bash`, "
-    "then the README's set-up), where each grading runs its student code as unprivileged users of its own "
-    "(README: How grading works)."
+    "Submissions are NOT isolated: the grader is not root and this machine gives it no namespaces to put "
+    "student code in, so student code runs as your own user and can read your files and signal the grader. "
+    "To grade untrusted submissions, " + CONTAINER_HINT + "."
+)
+NO_ISOLATION = (
+    "submissions cannot be isolated here: the grader is not root, and student code cannot be put in "
+    "namespaces of its own ({reason}). Grade as root in a container instead: " + CONTAINER_HINT + "; or allow "
+    "user namespaces (`sysctl kernel.unprivileged_userns_clone=1` on Debian/Ubuntu, or "
+    "`kernel.apparmor_restrict_unprivileged_userns=0` on Ubuntu 24.04). To grade anyway with student code "
+    "running as your own user, pass --unsafe-no-isolation (every row and the report then say so)."
 )
 
 
@@ -154,15 +174,48 @@ class SandboxError(RuntimeError):
     """The sandbox cannot be set up; the message says what to change."""
 
 
-def preflight(python: str = sys.executable) -> None:
-    """Check, before grading anything, that student code can run here as it will (its users, the Python,
-    the seccomp filter, a free slot): raises :class:`SandboxError` naming the cause and the fix."""
-    Sandbox(python=python).close()
+def preflight(python: str = sys.executable, allow_none: bool | None = None) -> str:
+    """Check, before grading anything, that student code can run here as it will (its users or namespaces,
+    the Python, the seccomp filter, a free slot): raises :class:`SandboxError` naming the cause and the fix.
+    Returns the isolation gradings will get (one of :data:`MODES`)."""
+    box = Sandbox(python=python, allow_none=allow_none)
+    box.close()
+    return box.mode
 
 
 def isolating() -> bool:
     """True when student code runs as separate users (the grader is root)."""
     return os.geteuid() == 0
+
+
+_UNAVAILABLE: dict[str, str | None] = {}
+
+
+def isolation(python: str = sys.executable, allow_none: bool | None = None) -> str:
+    """How this grader isolates student code (one of :data:`MODES`): ``users`` as root; ``namespaces`` as a
+    normal user where the launcher of :mod:`autograder.namespaces` works here (tried once per process);
+    else ``none`` if ``allow_none`` (by default: :data:`UNSAFE_ENV` is ``1``) and :class:`SandboxError` saying
+    what to do if not."""
+    if isolating():
+        return "users"
+    if python not in _UNAVAILABLE:
+        _UNAVAILABLE[python] = namespaces.unavailable(python)
+    reason = _UNAVAILABLE[python]
+    if reason is None:
+        return "namespaces"
+    if allow_none if allow_none is not None else os.environ.get(UNSAFE_ENV) == "1":
+        return "none"
+    raise SandboxError(NO_ISOLATION.format(reason=reason))
+
+
+ISOLATION_WORDS = {
+    "users": "each submission's code runs as unprivileged users of its own (the grader is root)",
+    "namespaces": "each submission's code runs in Linux namespaces of its own: it sees only the grading "
+                  "environment (read-only), its own folder and a private /tmp, has no network, and cannot see or "
+                  "signal any other process (the grader is not root)",
+    "none": "NOT isolated: student code runs as your own user (--unsafe-no-isolation)",
+}
+"""What each of :data:`MODES` means, for the instructor (``genai-hw grade`` prints it)."""
 
 
 def _base_dir() -> Path:
@@ -178,6 +231,76 @@ def _slots_dir() -> Path:
         raise SandboxError(f"{path} is not a folder owned by the grader")
     os.chmod(path, 0o700)
     return path
+
+
+def _gradings_dir() -> Path:
+    """Where the gradings of this (normal) user in namespaces hold their locks: ``/tmp/genai-hw-gradings-<uid>``
+    (0700), shared by gradings side by side whatever their ``TMPDIR``."""
+    path = Path("/tmp") / f"genai-hw-gradings-{os.geteuid()}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        raise SandboxError(f"{path} is not a folder owned by the grader")
+    return path
+
+
+def _grading_lock(token: str, root: Path):
+    """A lock held for a grading in namespaces (its file names the sandbox, for :func:`reap_abandoned`)."""
+    handle = open(_gradings_dir() / f"{token}.lock", "a+")  # noqa: SIM115 - held for the grading
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    handle.write(f"{root}\n")
+    handle.flush()
+    return handle
+
+
+def _alone_in(folder: Path, mine: str) -> bool:
+    """True when no lock in ``folder`` but ``mine`` is held."""
+    for path in folder.glob("*.lock"):
+        if path.name == mine:
+            continue
+        try:
+            with open(path, "a+") as handle:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return False
+    return True
+
+
+def in_namespaces(launched: dict[str, set[int]]) -> dict[int, str]:
+    """The live processes (of this user) in the PID namespaces ``launched`` (role -> inodes), with their role."""
+    owner = {inode: role for role, inodes in launched.items() for inode in inodes}
+    found: dict[int, str] = {}
+    if not owner:
+        return found
+    me, uid = os.getpid(), os.getuid()
+    for pid in _process_ids():
+        if pid == me:
+            continue
+        try:
+            if os.stat(f"/proc/{pid}").st_uid != uid:
+                continue
+        except OSError:
+            continue
+        role = owner.get(namespaces.pid_namespace(pid))
+        if role is not None:
+            found[pid] = role
+    return found
+
+
+def kill_namespaces(inodes, rounds: int = 50) -> int:
+    """SIGKILL every process in the PID namespaces that ``inodes()`` names, until none is left (killing a
+    namespace's first process makes the kernel kill the rest). Returns how many kills were sent."""
+    sent = 0
+    for _ in range(rounds):
+        pids = list(in_namespaces({"": set(inodes())}))
+        if not pids:
+            return sent
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                sent += 1
+        time.sleep(0.01)
+    return sent
 
 
 def slot_uids(slot: int) -> dict[str, int]:
@@ -473,7 +596,13 @@ class MemoryWatch:
         """The last baseline each role reported (kept after the role ends)."""
         self.phase: str | None = None
         self.oom_file = oom_kill_counter()
-        self.memory_roots = memory_backed_roots()
+        if sandbox.mode == "namespaces":  # each role's folders are all it can write to
+            self.role_roots = {role: memory_backed_roots((str(sandbox.homes[role]), str(sandbox.temps[role])))
+                               for role in ROLES}
+            self.memory_roots = sorted({root for roots in self.role_roots.values() for root in roots})
+        else:
+            self.memory_roots = memory_backed_roots()
+            self.role_roots = {}
         self.memory_devices = _memory_devices(self.memory_roots)
         self._oom_kills = read_oom_kills(self.oom_file)
         self._last: dict[str, float] = {}
@@ -492,11 +621,12 @@ class MemoryWatch:
     def usage(self) -> dict[str, float]:
         """Resident MiB of each role now (one pass over /proc)."""
         box = self.sandbox
-        roles = {uid: role for role, uid in box.uids.items()} if box.isolated else {}
+        roles = {uid: role for role, uid in box.uids.items()} if box.users else {}
         me = os.getuid()
         used = {role: 0 for role in ROLES}
         seen: set[tuple[int, int]] = set()
-        for pid in _process_ids():
+        contained = in_namespaces(box.launched()) if box.mode == "namespaces" else {}
+        for pid in contained if box.mode == "namespaces" else _process_ids():
             try:
                 status = _status(pid)
                 if status.get("State", "").startswith(("Z", "X")):  # its main thread ended: read a live one's
@@ -505,8 +635,10 @@ class MemoryWatch:
                         continue
                     status = {**_status(f"{pid}/task/{tid}"), "Uid": status["Uid"]}
                 uid = int(status["Uid"].split()[0])
-                if box.isolated:
+                if box.users:
                     role = roles.get(uid)
+                elif box.mode == "namespaces":
+                    role = contained[pid]
                 elif uid == me and pid != os.getpid():
                     role = next((r for r in ROLES if _has_marker(pid, {f"{box.token}-{r}"})), None)
                 else:
@@ -518,9 +650,12 @@ class MemoryWatch:
                         used[role] += _unlinked_memory_kib(pid, self.memory_devices, seen)
             except (OSError, KeyError, ValueError, IndexError):
                 continue
-        if box.isolated and self.memory_roots:
+        if box.users and self.memory_roots:
             for uid, kib in memory_in_files(self.memory_roots, set(roles)).items():
                 used[roles[uid]] += kib
+        for role, roots in self.role_roots.items():
+            if roots:
+                used[role] += memory_in_files(roots, {me})[me]
         return {role: kib / 1024 for role, kib in used.items()}
 
     def set_baseline(self, role: str, mib: float | None) -> None:
@@ -559,13 +694,16 @@ class MemoryWatch:
     def _stop_role(self, role: str) -> None:
         """Kill the role's processes and free what its files in memory-backed folders hold."""
         self.sandbox.kill(role)
-        if self.sandbox.isolated and self.memory_roots:
+        if self.sandbox.users and self.memory_roots:
             remove_files_of({self.sandbox.uids[role]}, tuple(self.memory_roots))
+        elif self.role_roots.get(role):
+            remove_tree(self.sandbox.temps[role])  # the role's /tmp: a restarted runner gets an empty one
+            self.sandbox.temps[role].mkdir(mode=0o700, exist_ok=True)
 
     def message(self, role: str) -> str:
         """Why a role was stopped: the limit, and what was counted."""
         what = "the memory that all its processes allocated" + (
-            ", and its files in memory-backed folders such as /dev/shm" if self.sandbox.isolated else "")
+            ", and its files in memory-backed folders such as /dev/shm" if self.memory_roots else "")
         base = self.baseline_seen[role]
         held = (f"; Python and the homework's libraries held {base:.0f} MiB of it before any code of yours ran"
                 if base is not None else "")
@@ -820,33 +958,49 @@ class Sandbox:
     made. Use it as a context manager, or call ``close()`` from a ``finally``.
     """
 
-    def __init__(self, python: str = sys.executable) -> None:
+    def __init__(self, python: str = sys.executable, allow_none: bool | None = None) -> None:
         # A folder link on the way (as root, scripts/setup.sh links the private checkout's .venv to the
         # environment outside it) is resolved, the environment's own python link is kept (it makes the venv).
         self.python = os.path.join(os.path.realpath(os.path.dirname(python)), os.path.basename(python))
         self.token = secrets.token_hex(8)
-        self.isolated = isolating()
+        self.mode = isolation(self.python, allow_none)
+        self.isolated = self.mode != "none"
+        """Whether student code is isolated from the grader (as users of its own, or in namespaces)."""
+        self.users = self.mode == "users"
+        """Whether student code runs as users of its own (the grader is root)."""
         self.slot: int | None = None
         self._lock = None
         self.uids: dict[str, int] = {}
-        if self.isolated:
+        if self.users:
             self._take_slot()
-        prefix = f"genai-hw-sandbox-{self.slot if self.slot is not None else 'u'}-"
+        prefix = f"genai-hw-sandbox-{self.slot if self.slot is not None else self.mode[0]}-"
         self.root = Path(tempfile.mkdtemp(prefix=prefix, dir=_base_dir()))
-        os.chmod(self.root, 0o711 if self.isolated else 0o700)
+        os.chmod(self.root, 0o711 if self.users else 0o700)
         self.pkg = self.root / "pkg"
         self.pkg.mkdir(mode=0o700)
         self.homes = {role: self.root / role for role in ROLES}
         for role, home in self.homes.items():
             home.mkdir(mode=0o700)
-            if self.isolated:
+            if self.users:
                 os.chown(home, self.uids[role], self.uids[role])
+        self.temps = {role: self.root / f"tmp-{role}" for role in ROLES}
+        """Each role's /tmp (and /dev/shm) in namespaces."""
+        self.shown: dict[str, list[list[str]]] = {role: [] for role in ROLES}
+        """What the grader gave or shared with each role (``[path, path, "rw" or "ro"]``), shown in namespaces."""
+        if self.mode == "namespaces":
+            self._prepare_namespaces()
         self.closed = False
         self._killing = threading.Lock()
         self.helpers: list[subprocess.Popen] = []
-        if self.isolated:
+        if self.users:
             self._check_python()
         self.watch = MemoryWatch(self).start()
+
+    def _prepare_namespaces(self) -> None:
+        for folder in (*self.temps.values(), self.root / "mnt", self.root / "ns"):
+            folder.mkdir(mode=0o700)
+        self._system = namespaces.system_binds(namespaces.environment_folders(self.python))
+        self._lock = _grading_lock(self.token, self.root)
 
     # Slots ---------------------------------------------------------------
 
@@ -877,8 +1031,11 @@ class Sandbox:
         raise SandboxError(f"no sandbox slot is free: all {SLOTS} are in use or would not clear{detail}")
 
     def alone(self) -> bool:
-        """True when no other grading holds a slot on this machine (isolating only; else unknown: False)."""
-        if not self.isolated:
+        """True when no other grading holds a slot on this machine (as root), or no other grading of this user
+        runs (in namespaces); unknown, hence False, when nothing is isolated."""
+        if self.mode == "namespaces":
+            return _alone_in(_gradings_dir(), f"{self.token}.lock")
+        if not self.users:
             return False
         for path in _slots_dir().glob("slot-*.lock"):
             if path.name == f"slot-{self.slot}.lock":
@@ -904,7 +1061,7 @@ class Sandbox:
 
     def remember(self, folder: Path) -> None:
         """Record ``otter run``'s temporary folder: if this grader is killed, the slot's next user removes it."""
-        if self._lock is not None and _is_otter_folder(folder):
+        if self.users and self._lock is not None and _is_otter_folder(folder):
             self._lock.write(f"{folder}\n")
             self._lock.flush()
 
@@ -968,19 +1125,35 @@ class Sandbox:
         OpenBLAS can hang that thread for good (seen here); the drop to the
         student user therefore happens in a small exec'd launcher.
         """
-        if not self.isolated:
+        if self.mode == "namespaces":
+            return namespaces.command(self.python, self._spec(role), argv)
+        if not self.users:
             return list(argv)
         uid = self.uids[role]
         limits = [MAX_PROCESSES, MAX_FILE_MIB * 2**20]
         return [self.python, "-I", "-S", "-c", DROP, str(uid), str(uid), *map(str, limits), *argv]
+
+    def _spec(self, role: str) -> dict:
+        """What a launch of ``role`` in namespaces shows and limits (:data:`namespaces.LAUNCH`)."""
+        binds, links = self._system
+        temp = str(self.temps[role])
+        home = str(self.homes[role])
+        return {"root": str(self.root / "mnt"), "binds": [*binds, [home, home, "rw"], ["/tmp", temp, "rw"],
+                                                           ["/dev/shm", temp, "rw"], *self.shown[role]],
+                "links": links, "record": str(self.root / "ns" / role), "grader": os.getpid(),
+                "nproc": MAX_PROCESSES, "fsize": MAX_FILE_MIB * 2**20}
 
     def popen_kwargs(self, role: str, env: dict[str, str] | None = None) -> dict:
         """Keyword arguments for ``subprocess.Popen`` that start :meth:`command` for ``role``."""
         return {"cwd": str(self.homes[role]), "env": env or self.env(role), "start_new_session": True}
 
     def give(self, path: Path, role: str) -> None:
-        """Hand ``path`` (a file or folder this grader made) to the student user of ``role``."""
-        if not self.isolated:
+        """Hand ``path`` (a file or folder this grader made) to the student user of ``role`` (in namespaces: show
+        it to the role's processes launched from now on, read-write)."""
+        if self.mode == "namespaces":
+            self._show(path, role, "rw")
+            return
+        if not self.users:
             return
         if path.is_dir():
             _chown_tree(path, self.uids[role])
@@ -990,18 +1163,29 @@ class Sandbox:
     def seal(self, path: Path) -> None:
         """Make ``path`` (``pkg/`` or under it) readable by the package user of this grading only (no other
         grading's users, whichever slot they hold) and writable by no student user."""
-        if self.isolated:
+        if self.mode == "namespaces":
+            self._show(self.pkg, "package", "ro")
+        elif self.users:
             _make_readable(path)
             self.share(self.pkg, "package")
 
     def share(self, path: Path, role: str) -> None:
         """Let ``role``'s user read ``path`` (a file or folder of the grader's), and no other student user:
-        root-owned, group of that user (each slot's users have groups of their own ids), nothing for others."""
-        if not self.isolated:
+        root-owned, group of that user (each slot's users have groups of their own ids), nothing for others.
+        In namespaces: shown read-only to the role's processes launched from now on."""
+        if not self.users:
             path.chmod(0o700 if path.is_dir() else 0o600)
+            if self.mode == "namespaces":
+                self._show(path, role, "ro")
             return
         os.chown(path, os.geteuid(), self.uids[role])
         path.chmod(0o750 if path.is_dir() else 0o640)
+
+    def _show(self, path: Path, role: str, mode: str) -> None:
+        path = str(path)
+        home = str(self.homes[role])
+        if path != home and not path.startswith(home + "/"):
+            self.shown[role] = [b for b in self.shown[role] if b[0] != path] + [[path, path, mode]]
 
     def results_file(self, suffix: str) -> tuple[int, str]:
         """A file the notebook's kernel may write, in a folder it cannot change (``mkstemp``'s contract)."""
@@ -1014,7 +1198,9 @@ class Sandbox:
 
     def processes(self, role: str) -> list[int]:
         """The live processes of ``role``."""
-        if self.isolated:
+        if self.mode == "namespaces":
+            return [pid for pid, owner in in_namespaces(self.launched()).items() if owner == role]
+        if self.users:
             return processes_of(uids={self.uids[role]})
         return processes_of(tokens={f"{self.token}-{role}"})
 
@@ -1023,16 +1209,49 @@ class Sandbox:
         time (the memory watch's thread kills too): a runner launched after this returns is not caught by
         a kill that started before."""
         with self._killing:
-            if self.isolated:
+            if self.users:
                 uids = set(self.uids.values()) if role is None else {self.uids[role]}
                 return kill_processes(uids=uids)
-            return kill_processes(tokens={f"{self.token}-{r}" for r in (ROLES if role is None else (role,))})
+            roles = ROLES if role is None else (role,)
+            sent = 0
+            if self.mode == "namespaces":
+                sent += kill_namespaces(lambda: {ino for r, inos in self.launched().items() if r in roles
+                                                 for ino in inos})
+            return sent + kill_processes(tokens={f"{self.token}-{r}" for r in roles})
+
+    def launched(self) -> dict[str, set[int]]:
+        """The PID namespaces (inodes) of each role's launches whose launcher still runs (namespaces only).
+
+        Each launcher records ``<its pid> <namespace inode>`` before student code runs. A namespace counts
+        while its launcher (a child of this grader, carrying this grading's marker, in the grader's own PID
+        namespace, where no student process can be) lives: the launcher outlives its namespace's processes
+        (and kills them if it is killed), and an ended namespace's inode, which the kernel may give to a new
+        namespace, is never taken for this grading's."""
+        found: dict[str, set[int]] = {role: set() for role in ROLES}
+        me, mine = os.getpid(), namespaces.pid_namespace(os.getpid())
+        for role in ROLES:
+            try:
+                lines = (self.root / "ns" / role).read_text().split("\n")
+            except OSError:
+                continue
+            for line in lines:
+                try:
+                    launcher, inode = (int(v) for v in line.split())
+                    status = _status(launcher)
+                except (OSError, ValueError):
+                    continue
+                if (int(status.get("PPid", "0")) == me and not status.get("State", "").startswith(("Z", "X"))
+                        and namespaces.pid_namespace(launcher) == mine
+                        and _has_marker(launcher, {f"{self.token}-{role}"})):
+                    found[role].add(inode)
+        return found
 
     def clear_role(self, role: str) -> None:
         """Kill every process of ``role`` and remove its home and, when isolating, its temporary files."""
         self.kill(role)
         remove_tree(self.homes[role])
-        if self.isolated:
+        remove_tree(self.temps[role])
+        if self.users:
             remove_files_of({self.uids[role]})
             remove_ipc_of({self.uids[role]})
         self.kill(role)  # anything that slipped in while files were removed
@@ -1063,6 +1282,9 @@ class Sandbox:
         remove_tree(self.root)
         if self._lock is not None:
             self._lock.close()
+        if self.mode == "namespaces":
+            with contextlib.suppress(OSError):
+                (_gradings_dir() / f"{self.token}.lock").unlink()
 
     def __enter__(self) -> Sandbox:
         return self
@@ -1102,9 +1324,11 @@ def reap_slot(slot: int, lock) -> None:
 
 
 def reap_abandoned() -> int:
-    """Reap every slot that no live grader holds (after a grader was killed). Returns how many."""
+    """Reap every slot that no live grader holds (after a grader was killed), or as a normal user the sandbox
+    folders of gradings in namespaces that no grader holds (their processes died with their launchers, which
+    end student code when the grader goes). Returns how many."""
     if not isolating():
-        return 0
+        return _reap_namespace_gradings()
     slots = _slots_dir()
     reaped = 0
     for lock in sorted(slots.glob("slot-*.lock")):
@@ -1114,5 +1338,29 @@ def reap_abandoned() -> int:
             except OSError:
                 continue  # a grader is using it
             reap_slot(int(lock.stem.split("-")[1]), handle)
+            reaped += 1
+    return reaped
+
+
+def _reap_namespace_gradings() -> int:
+    try:
+        folder = _gradings_dir()
+    except (OSError, SandboxError):
+        return 0
+    reaped = 0
+    for lock in sorted(folder.glob("*.lock")):
+        with open(lock, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a grader is using it
+            handle.seek(0)
+            for line in handle.read().splitlines():
+                path = Path(line)
+                with contextlib.suppress(OSError):
+                    if path.name.startswith("genai-hw-sandbox-n-") and path.lstat().st_uid == os.geteuid():
+                        remove_tree(path)
+            with contextlib.suppress(OSError):
+                lock.unlink()
             reaped += 1
     return reaped
