@@ -210,9 +210,9 @@ def _main():
             os.kill(pid, signal.SIGKILL)
             break
         if poller is None:
-            done, _ = os.waitpid(pid, os.WNOHANG)
+            done, status = os.waitpid(pid, os.WNOHANG)
             if done:
-                os._exit(_code(_))
+                os._exit(_code(status))
             select.select([], [], [], 0.2)
         elif any(fd == child_fd for fd, _ in poller.poll()):
             break

@@ -70,6 +70,26 @@ def _fmt(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else html.escape(str(value))
 
 
+ISOLATION_TITLES = {"users": "users of its own (root)", "namespaces": "namespaces of its own",
+                    "none": "NOT isolated"}
+
+
+def _isolation_cell(mode: str) -> str:
+    text = html.escape(ISOLATION_TITLES.get(mode, mode or "unknown"))
+    return f'<span class="unsafe">{text}</span>' if mode == "none" else text
+
+
+def _isolation_summary(rows: list[dict]) -> list[str]:
+    """How student code was isolated, for the whole class; a warning when some of it was not."""
+    counts = Counter(row.get("isolation") or "unknown" for row in rows)
+    parts = ['<p class="isolation">Student code ran in ' + ", ".join(
+        f"{ISOLATION_TITLES.get(mode, mode)}: {count}" for mode, count in sorted(counts.items())) + ".</p>"]
+    if counts.get("none"):
+        parts.append(f'<p class="unsafe">{counts["none"]} submission(s) were graded with student code NOT '
+                     "isolated (--unsafe-no-isolation): it ran as the grader's user and could read its files.</p>")
+    return parts
+
+
 def write_report(rows: list[dict], path: Path, title: str = "genai-hw grades") -> Path:
     """Write the report for ``rows`` (``grade.grade``'s) at ``path``; return it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,6 +103,7 @@ def write_report(rows: list[dict], path: Path, title: str = "genai-hw grades") -
              "(counted with the points they got). "
              + (f"Total: mean {statistics.mean(percents):.1f} %, median {statistics.median(percents):.1f} %."
                 if percents else "") + "</p>",
+             *_isolation_summary(rows),
              '<h2>Total scores (percent)</h2>', _bars(bins, width=520, height=160, title="total scores"),
              "<h2>Questions</h2>", '<div class="questions">']
     for q in questions:
@@ -121,20 +142,21 @@ def write_report(rows: list[dict], path: Path, title: str = "genai-hw grades") -
         parts.append('<h2>Errors</h2><ul class="errors">' + "".join(
             f"<li>{html.escape(r['submission'])}: {html.escape(r['error'])}</li>" for r in errors) + "</ul>")
 
-    head = ["submission", "score", "possible", "percent", *questions, "error"]
+    head = ["submission", "score", "possible", "percent", *questions, "isolation", "error"]
     parts.append('<h2>Submissions</h2><table class="submissions"><tr>'
                  + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>")
     for row in rows:
         link = os.path.relpath(row["results"], path.parent) if row.get("results") else ""
         cells = [f'<a href="{html.escape(link)}">{html.escape(row["submission"])}</a>' if link
                  else html.escape(row["submission"])]
-        cells += [_fmt(row.get(h, "")) for h in head[1:]]
+        cells += [_fmt(row.get(h, "")) if h != "isolation" else _isolation_cell(row.get(h, "")) for h in head[1:]]
         parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     parts.append("</table>")
     style = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}"
              "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .5em;"
              "text-align:left;vertical-align:top}.questions{display:flex;flex-wrap:wrap;gap:1em}"
-             ".question{border:1px solid #ddd;padding:.5em}.bar{fill:#4a78b5}svg text{font-size:10px}")
+             ".question{border:1px solid #ddd;padding:.5em}.bar{fill:#4a78b5}svg text{font-size:10px}"
+             ".unsafe{color:#a00;font-weight:bold}")
     document = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
                 f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
     path.write_text(document, encoding="utf-8")

@@ -121,6 +121,9 @@ WATCH_INTERVAL = float(os.environ.get("GENAI_HW_WATCH_INTERVAL", "0.05"))
 
 UNSAFE_ENV = "GENAI_HW_UNSAFE_NO_ISOLATION"
 """Set to ``1`` (``genai-hw grade --unsafe-no-isolation``): grade even where student code cannot be isolated."""
+SHOW_ENV = "GENAI_HW_SANDBOX_SHOW"
+"""Folders (``:``-separated) that student code in namespaces may read and write, for tests that collect what
+an attack found; nothing else of the grader's machine is shown."""
 MODES = ("users", "namespaces", "none")
 """How student code is isolated: users of its own (root), namespaces of its own (a normal user on Linux), or
 not at all (the instructor asked for it)."""
@@ -1138,8 +1141,11 @@ class Sandbox:
         binds, links = self._system
         temp = str(self.temps[role])
         home = str(self.homes[role])
+        # SHOW_ENV: folders the instructor shows to student code on purpose (the security suite's reports).
+        shown = [[f, f, "rw"] for f in os.environ.get(SHOW_ENV, "").split(":")
+                 if f.startswith("/") and os.path.isdir(f)]
         return {"root": str(self.root / "mnt"), "binds": [*binds, [home, home, "rw"], ["/tmp", temp, "rw"],
-                                                           ["/dev/shm", temp, "rw"], *self.shown[role]],
+                                                           ["/dev/shm", temp, "rw"], *self.shown[role], *shown],
                 "links": links, "record": str(self.root / "ns" / role), "grader": os.getpid(),
                 "nproc": MAX_PROCESSES, "fsize": MAX_FILE_MIB * 2**20}
 
