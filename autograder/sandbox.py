@@ -1361,7 +1361,10 @@ def _reap_namespace_gradings() -> int:
             except OSError:
                 continue  # a grader is using it
             handle.seek(0)
-            for line in handle.read().splitlines():
+            lines = handle.read().splitlines()
+            if not lines:  # a grading that has just opened its lock and not yet taken it
+                continue
+            for line in lines:
                 path = Path(line)
                 with contextlib.suppress(OSError):
                     if path.name.startswith("genai-hw-sandbox-n-") and path.lstat().st_uid == os.geteuid():

@@ -23,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 from test_security import per_question, submission
 
@@ -323,3 +324,39 @@ def test_where_nothing_isolates_grading_is_refused_unless_asked(released, laptop
     assert results["extra_data"]["genai_hw"]["isolation"] == "none"
     assert any("NOT isolated" in note for note in results["extra_data"]["genai_hw"]["notes"])
     assert laptop.processes() == []
+
+
+def test_a_killed_laptop_grader_leaves_nothing_running_or_on_disk(released, solution_notebook, laptop, tmp_path):
+    """`otter run` as a normal user killed with SIGKILL while the notebook runs (a cell that started a
+    detached process and sleeps): the student processes end with it (each launcher watches the grader), and
+    the next grading's reaping removes its sandbox folder."""
+    nb = nbformat.read(solution_notebook, as_version=4)
+    nb.cells.insert(1, nbformat.v4.new_code_cell(
+        "import subprocess, time\nsubprocess.Popen(['sleep', '300'], start_new_session=True)\ntime.sleep(300)"))
+    folder = tmp_path / "sleepy"
+    folder.mkdir()
+    nbformat.write(nb, folder / solution_notebook.name)
+    shutil.copy(make_submission(folder / solution_notebook.name, SOLUTIONS, folder / "sleepy.zip"),
+                laptop.home / "sub.zip")
+    laptop.own()
+    grader = subprocess.Popen(laptop.argv([sys.executable, "-m", "otter", "run", "--no-logo", "-a", "ag.zip", "-o",
+                                           str(laptop.home), "sub.zip"]), cwd=laptop.home,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    kernels: list[int] = []
+    while time.monotonic() < deadline and not kernels:
+        time.sleep(0.5)
+        kernels = [pid for pid in laptop.processes()
+                   if b"sleep\x00300" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert kernels, "the notebook never reached its sleeping cell"
+    sandboxes = list((laptop.home / "tmp").rglob("genai-hw-sandbox-n-*"))
+    assert sandboxes
+    grader.kill()
+    grader.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and laptop.processes():
+        time.sleep(0.1)
+    assert laptop.processes() == [], "student processes outlived their killed grader"
+    reap = laptop.run([sys.executable, "-c", "from autograder.sandbox import reap_abandoned; print(reap_abandoned())"])
+    assert reap.stdout.strip() == "1", reap.stderr[-1000:]
+    assert not any(path.exists() for path in sandboxes)

@@ -39,8 +39,8 @@ def _private_copy() -> Path:
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="drops from root to a normal user")
 @pytest.mark.parametrize("homework", HOMEWORKS)
 def test_a_normal_user_releases_every_homework(homework):
-    """`genai-hw release <hw>` as a normal user (the grader not root: nothing isolated, the same limits):
-    the reference scores 100 % and the stubs 0 through otter run."""
+    """`genai-hw release <hw>` as a normal user (the grader not root: student code in namespaces, the same
+    limits): the reference scores 100 % and the stubs 0 through otter run."""
     checkout = _private_copy()
     try:
         env = {"HOME": str(checkout.parent), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
@@ -56,7 +56,7 @@ def test_a_normal_user_releases_every_homework(homework):
 
 
 class _Box:
-    isolated = True
+    isolated = users = True
 
 
 def test_the_limit_is_the_same_whatever_the_libraries_hold():
@@ -65,6 +65,7 @@ def test_the_limit_is_the_same_whatever_the_libraries_hold():
     limit is larger only while the libraries load."""
     watch = sandbox.MemoryWatch.__new__(sandbox.MemoryWatch)
     watch.sandbox, watch.limits = _Box(), {"package": 300, "notebook": 400}
+    watch.memory_roots = []
     watch.baseline = dict.fromkeys(sandbox.ROLES)
     watch.baseline_seen = dict.fromkeys(sandbox.ROLES)
     allowance = sandbox.ALLOWANCE_MIB["package"]

@@ -660,10 +660,11 @@ def test_the_gradescope_entry_point_always_writes_results(released, tmp_path):
 
 
 @root_only
-def test_a_non_root_grader_grades_and_says_it_is_not_isolated(released, solution_notebook, tmp_path):
-    """An instructor's laptop: otter run as an ordinary user (here uid 1234) grades the reference fully
-    and says plainly in the results that nothing was isolated. Ending the package runner and whatever it
-    left (by its marker) before the notebook runs must not end the grader or the kernel."""
+def test_a_non_root_grader_grades_in_namespaces(released, solution_notebook, tmp_path):
+    """An instructor's laptop: otter run as an ordinary user (here uid 1234) grades the reference fully, with
+    student code in namespaces of its own (tests/test_laptop.py attacks that path), and says so in the record.
+    Ending the package runner and whatever it left before the notebook runs must not end the grader or the
+    kernel."""
     import tempfile
 
     home = Path(tempfile.mkdtemp(prefix="genai-hw-laptop-"))
@@ -688,21 +689,28 @@ def test_a_non_root_grader_grades_and_says_it_is_not_isolated(released, solution
     finally:
         shutil.rmtree(home)
     assert score_of(results) == (20.0, 20.0), proc.stdout[-2000:] + proc.stderr[-2000:]
-    # said to whoever runs the grader (its output, the record's extra_data), not to the student
-    assert "NOT isolated" in proc.stdout and "NOT isolated" not in results["output"]
-    assert any("NOT isolated" in note for note in results["extra_data"]["genai_hw"]["notes"])
+    assert results["extra_data"]["genai_hw"]["isolation"] == "namespaces"
+    assert "NOT isolated" not in proc.stdout
 
 
-def test_grade_says_plainly_when_submissions_are_not_isolated(released, tmp_path, monkeypatch, capsys):
-    from autograder import cli
+def test_grade_refuses_where_nothing_isolates_unless_asked(released, tmp_path, monkeypatch, capsys):
+    """Not root and no namespaces: genai-hw grade stops before grading (exit 2), saying why and how to go on;
+    with --unsafe-no-isolation it warns plainly that nothing is isolated."""
+    from autograder import cli, namespaces
 
     monkeypatch.setattr(sandbox, "isolating", lambda: False)
+    monkeypatch.setattr(sandbox, "_UNAVAILABLE", {})
+    monkeypatch.setattr(namespaces, "unavailable", lambda python=None: "user namespaces are switched off")
     subs = tmp_path / "subs"
     subs.mkdir()
     (subs / "x.zip").write_bytes(b"not a zip")
-    cli.main(["grade", "--autograder", str(released["zip"]), str(subs), "--out", str(tmp_path / "g")])
+    args = ["grade", "--autograder", str(released["zip"]), str(subs), "--out", str(tmp_path / "g")]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "cannot be isolated here" in err and "user namespaces are switched off" in err
+    assert "--unsafe-no-isolation" in err and not (tmp_path / "g").exists()
+    cli.main([*args, "--unsafe-no-isolation"])
     assert "NOT isolated" in capsys.readouterr().err
-
 
 
 # Round 2 (issue 18): nothing of one grading reaches the next or a neighbour; no network ----------------
