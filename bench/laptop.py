@@ -10,6 +10,7 @@ uid 1234, dropped to with ``setpriv`` (no account needed).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -22,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autograder.release import find_homeworks, make_submission, release, run_assign  # noqa: E402
+from autograder.release import find_homeworks, make_submission, release, run_assign, score_of  # noqa: E402
 
 USER = 1234
 
@@ -49,13 +50,12 @@ def otter_run(zip_path: Path, upload: Path, folder: Path, as_user: bool) -> floa
     if proc.returncode != 0 or not results.is_file():
         raise SystemExit(f"otter run failed ({'normal user' if as_user else 'root'}):\n{proc.stdout[-2000:]}"
                          f"\n{proc.stderr[-2000:]}")
-    import json
-
     record = json.loads(results.read_text())
     isolation = record["extra_data"]["genai_hw"]["isolation"]
     want = "namespaces" if as_user else "users"
-    if isolation != want or record["score"] != sum(t.get("max_score", 0) for t in record["tests"]):
-        raise SystemExit(f"expected a full score in {want}, got {record['score']} in {isolation}")
+    score, possible = score_of(record)
+    if isolation != want or score != possible:
+        raise SystemExit(f"expected a full score in {want}, got {score}/{possible} in {isolation}")
     return seconds
 
 

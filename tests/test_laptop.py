@@ -157,7 +157,14 @@ def _genai_hw_probe():
         found["connected"].append("tcp")
     except OSError as err:
         found["tcp"] = type(err).__name__
-    found["unshare"] = ctypes.CDLL(None, use_errno=True).unshare(0x10000000)
+    libc = ctypes.CDLL(None, use_errno=True)
+    found["unshare"] = libc.unshare(0x10000000)
+    found["shmget"] = libc.shmget(0, 1 << 20, 0o1600)
+    try:
+        os.memfd_create("hidden")
+        found["memfd"] = "worked"
+    except OSError as err:
+        found["memfd"] = type(err).__name__
     children = []
     try:
         for _ in range(300):
@@ -173,6 +180,12 @@ def _genai_hw_probe():
             "    time.sleep(0.2)")
     subprocess.Popen([sys.executable, "-c", beat], start_new_session=True, stdin=subprocess.DEVNULL,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    here = os.getcwd()  # last: nothing above walks it
+    os.chdir(os.environ.get("TMPDIR", "/tmp"))
+    for _ in range(3000):  # a tree deeper than PATH_MAX, for the grader to remove
+        os.mkdir("d")
+        os.chdir("d")
+    os.chdir(here)
     open({report!r}, "w").write(json.dumps(found))
 
 
@@ -186,7 +199,8 @@ def test_a_laptop_grading_shows_student_code_nothing_of_the_machine(released, la
     kernel (in a cell) of each try to read the instructor's files, the course's solutions, the autograder zip
     and the hidden cases, to list the home, to write the grading environment and the runner's snapshot, to
     signal the instructor's other process and everything they can, to reach a TCP server on this machine, to
-    make a user namespace, and leave a detached process behind. Nothing works; each sees no process outside
+    make a user namespace, System V shared memory or a memfd, start processes until refused, and leave a
+    detached process and a folder tree deeper than PATH_MAX behind. Nothing works; each sees no process outside
     its own namespace and no sandbox but its own; both score like the stubs; nothing of theirs runs after."""
     home = laptop.home
     other = subprocess.Popen(laptop.argv(["sleep", "300"]), stdin=subprocess.DEVNULL)  # the instructor's editor
@@ -244,7 +258,8 @@ def test_a_laptop_grading_shows_student_code_nothing_of_the_machine(released, la
                 for path, head in seen["read"]:  # only what it wrote itself, in its own /tmp
                     real = Path(path).read_bytes()[:32].hex() if Path(path).is_file() else None
                     assert head != real and "the instructor" not in bytes.fromhex(head).decode(errors="replace"), path
-                assert seen["tcp"] == "PermissionError" and seen["unshare"] == -1
+                assert seen["tcp"] == seen["memfd"] == "PermissionError"
+                assert seen["unshare"] == seen["shmget"] == -1
                 assert 0 < seen["started"] < sandbox.MAX_PROCESSES  # its own processes and threads count
                 assert len(seen["processes"]) <= 2 and not any("otter" in p or "autograder" in p or "sleep" in p
                                                                for p in seen["processes"]), seen["processes"]
