@@ -216,9 +216,9 @@ ISOLATION_WORDS = {
     "namespaces": "each submission's code runs in Linux namespaces of its own: it sees only the grading "
                   "environment (read-only), its own folder and a private /tmp, has no network, and cannot see or "
                   "signal any other process (the grader is not root)",
-    "none": "NOT isolated: student code runs as your own user (--unsafe-no-isolation)",
 }
-"""What each of :data:`MODES` means, for the instructor (``genai-hw grade`` prints it)."""
+"""What the isolating :data:`MODES` mean, for the instructor (``genai-hw grade`` prints it; for ``none`` it
+warns with :data:`NOT_ISOLATED`)."""
 
 
 def _base_dir() -> Path:
@@ -256,9 +256,9 @@ def _grading_lock(token: str, root: Path):
     return handle
 
 
-def _alone_in(folder: Path, mine: str) -> bool:
-    """True when no lock in ``folder`` but ``mine`` is held."""
-    for path in folder.glob("*.lock"):
+def _alone_in(folder: Path, mine: str, pattern: str = "*.lock") -> bool:
+    """True when no lock in ``folder`` (its files matching ``pattern``) but ``mine`` is held."""
+    for path in folder.glob(pattern):
         if path.name == mine:
             continue
         try:
@@ -298,11 +298,18 @@ def kill_namespaces(inodes, rounds: int = 50) -> int:
         pids = list(in_namespaces({"": set(inodes())}))
         if not pids:
             return sent
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-                sent += 1
-        time.sleep(0.01)
+        sent += _kill_all(pids)
+    return sent
+
+
+def _kill_all(pids: list[int]) -> int:
+    """SIGKILL each of ``pids``, then a moment for the kernel; returns how many kills were sent."""
+    sent = 0
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+            sent += 1
+    time.sleep(0.01)
     return sent
 
 
@@ -402,11 +409,7 @@ def kill_processes(uids: set[int] | None = None, tokens: set[str] | None = None,
             for uid in uids:  # still there after a round by pid (forking, say): all of the user's at once
                 sent += _kill_as(uid)
             pids = processes_of(uids, tokens)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-                sent += 1
-        time.sleep(0.01)
+        sent += _kill_all(pids)
     return sent
 
 
@@ -1038,17 +1041,7 @@ class Sandbox:
         runs (in namespaces); unknown, hence False, when nothing is isolated."""
         if self.mode == "namespaces":
             return _alone_in(_gradings_dir(), f"{self.token}.lock")
-        if not self.users:
-            return False
-        for path in _slots_dir().glob("slot-*.lock"):
-            if path.name == f"slot-{self.slot}.lock":
-                continue
-            try:
-                with open(path, "a+") as handle:
-                    fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except OSError:
-                return False
-        return True
+        return self.users and _alone_in(_slots_dir(), f"slot-{self.slot}.lock", "slot-*.lock")
 
     def private_folder(self, name: str) -> Path:
         """A folder for the grader's own use inside the sandbox (``0700``: no student user may list or read
@@ -1329,22 +1322,27 @@ def reap_slot(slot: int, lock) -> None:
     lock.truncate()
 
 
+def _abandoned(folder: Path, pattern: str):
+    """Each lock in ``folder`` (matching ``pattern``) that no grader holds, taken: ``(path, open handle)``."""
+    for lock in sorted(folder.glob(pattern)):
+        with open(lock, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a grader is using it
+            yield lock, handle
+
+
 def reap_abandoned() -> int:
     """Reap every slot that no live grader holds (after a grader was killed), or as a normal user the sandbox
     folders of gradings in namespaces that no grader holds (their processes died with their launchers, which
     end student code when the grader goes). Returns how many."""
     if not isolating():
         return _reap_namespace_gradings()
-    slots = _slots_dir()
     reaped = 0
-    for lock in sorted(slots.glob("slot-*.lock")):
-        with open(lock, "a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue  # a grader is using it
-            reap_slot(int(lock.stem.split("-")[1]), handle)
-            reaped += 1
+    for lock, handle in _abandoned(_slots_dir(), "slot-*.lock"):
+        reap_slot(int(lock.stem.split("-")[1]), handle)
+        reaped += 1
     return reaped
 
 
@@ -1354,22 +1352,17 @@ def _reap_namespace_gradings() -> int:
     except (OSError, SandboxError):
         return 0
     reaped = 0
-    for lock in sorted(folder.glob("*.lock")):
-        with open(lock, "a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue  # a grader is using it
-            handle.seek(0)
-            lines = handle.read().splitlines()
-            if not lines:  # a grading that has just opened its lock and not yet taken it
-                continue
-            for line in lines:
-                path = Path(line)
-                with contextlib.suppress(OSError):
-                    if path.name.startswith("genai-hw-sandbox-n-") and path.lstat().st_uid == os.geteuid():
-                        remove_tree(path)
+    for lock, handle in _abandoned(folder, "*.lock"):
+        handle.seek(0)
+        lines = handle.read().splitlines()
+        if not lines:  # a grading that has just opened its lock and not yet taken it
+            continue
+        for line in lines:
+            path = Path(line)
             with contextlib.suppress(OSError):
-                lock.unlink()
-            reaped += 1
+                if path.name.startswith("genai-hw-sandbox-n-") and path.lstat().st_uid == os.geteuid():
+                    remove_tree(path)
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        reaped += 1
     return reaped

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 from pathlib import Path
@@ -157,3 +158,31 @@ def pytest_collection_modifyitems(config, items):
         skip = pytest.mark.skip(reason="no CUDA device here (run on a GPU grader: python -m pytest -m gpu)")
         for item in gpu_tests:
             item.add_marker(skip)
+
+
+@contextlib.contextmanager
+def tcp_server():
+    """A TCP server on 127.0.0.1 that accepts in a thread: yields ``(port, connections)``."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    connections: list = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                connections.append(server.accept()[0])
+            except OSError:
+                continue
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield server.getsockname()[1], connections
+    finally:
+        stop.set()
+        server.close()

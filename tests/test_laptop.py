@@ -15,11 +15,9 @@ import csv
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -29,7 +27,7 @@ from test_security import per_question, submission
 
 from autograder import sandbox
 from autograder.release import make_submission, otter_run
-from conftest import BROKEN_BY, ROOT, SOLUTIONS, STUBS, planted_bugs
+from conftest import BROKEN_BY, ROOT, SOLUTIONS, STUBS, planted_bugs, tcp_server
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() == 0 and not shutil.which("setpriv"), reason="needs setpriv")]
@@ -204,41 +202,24 @@ def test_a_laptop_grading_shows_student_code_nothing_of_the_machine(released, la
     its own namespace and no sandbox but its own; both score like the stubs; nothing of theirs runs after."""
     home = laptop.home
     other = subprocess.Popen(laptop.argv(["sleep", "300"]), stdin=subprocess.DEVNULL)  # the instructor's editor
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    server.settimeout(0.2)
-    connections, stop = [], threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                connections.append(server.accept()[0])
-            except OSError:
-                continue
-
-    threading.Thread(target=accept, daemon=True).start()
     targets = {"read": [str(home / "secret.txt"), str(home / "ag.zip"),
                         str(home / "course" / "solutions" / "genai_hw" / "ngrams.py")],
                "listed": [str(home), str(home / "course"), str(home / "tmp"), "/home", "/root", str(ROOT)],
                "write": [str(home / "secret.txt"), str(home / "pwned.txt")], "pids": [other.pid],
-               "port": server.getsockname()[1], "tmp": str(home / "tmp")}
+               "tmp": str(home / "tmp")}
     try:
-        teeth = laptop.run(["sh", "-c", f"cat {' '.join(targets['read'])} >/dev/null && ls {home} >/dev/null && "
-                                        f"kill -0 {other.pid}"])
-        assert teeth.returncode == 0, teeth.stderr  # outside the sandbox, the same user reaches every target
-        uploads = {}
-        for name in ("alice", "bob"):
-            code = {side: PROBE.format(report=str(report_dir / f"{name}-{side}.json"),
-                                       beat=str(report_dir / f"{name}-{side}.beat"), **targets)
-                    for side in ("runner", "kernel")}
-            uploads[f"{name}.zip"] = submission(released, tmp_path, cells=(code["kernel"],),
-                                                append={"__init__": code["runner"]})
-        proc, rows = laptop.grade(uploads, "--jobs", "2", env={"GENAI_HW_SANDBOX_SHOW": str(report_dir)})
-    finally:
-        stop.set()
-        server.close()
-    try:
+        with tcp_server() as (port, connections):
+            teeth = laptop.run(["sh", "-c", f"cat {' '.join(targets['read'])} >/dev/null && ls {home} >/dev/null && "
+                                            f"kill -0 {other.pid}"])
+            assert teeth.returncode == 0, teeth.stderr  # outside the sandbox, the same user reaches every target
+            uploads = {}
+            for name in ("alice", "bob"):
+                code = {side: PROBE.format(report=str(report_dir / f"{name}-{side}.json"), port=port,
+                                           beat=str(report_dir / f"{name}-{side}.beat"), **targets)
+                        for side in ("runner", "kernel")}
+                uploads[f"{name}.zip"] = submission(released, tmp_path, cells=(code["kernel"],),
+                                                    append={"__init__": code["runner"]})
+            proc, rows = laptop.grade(uploads, "--jobs", "2", env={"GENAI_HW_SANDBOX_SHOW": str(report_dir)})
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert "runs in Linux namespaces of its own" in proc.stderr
         assert other.poll() is None, "the instructor's other process was killed"

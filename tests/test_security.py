@@ -32,7 +32,7 @@ import pytest
 
 from autograder import sandbox
 from autograder.release import make_submission, otter_run, score_of
-from conftest import ROOT, SOLUTIONS, STUBS
+from conftest import ROOT, SOLUTIONS, STUBS, tcp_server
 
 pytestmark = pytest.mark.slow
 root_only = pytest.mark.skipif(not sandbox.isolating(), reason="student users need a root grader")
@@ -886,31 +886,11 @@ def test_student_code_has_no_network_namespaces_or_hidden_memory(released, tmp_p
     """The runner (at import) and the kernel (in a cell) try TCP to a server listening on this machine, UDP,
     IPv6, DNS, new user and network namespaces, a memfd and System V shared memory: every attempt fails with
     an error, the server sees no connection, and no IPC object is left."""
-    import socket
-    import threading
-
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    server.settimeout(0.2)
-    port, connections, stop = server.getsockname()[1], [], threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                connections.append(server.accept()[0])
-            except OSError:
-                continue
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
+    with tcp_server() as (port, connections):
         upload = submission(released, tmp_path,
                             cells=(NETWORK.format(port=port, report=str(report_dir / "kernel.json")),),
                             append={"__init__": NETWORK.format(port=port, report=str(report_dir / "runner.json"))})
         results = otter_run(released["zip"], upload, tmp_path / "out")
-    finally:
-        stop.set()
-        server.close()
     assert_like_stubs(results)
     assert connections == []
     for side in ("runner", "kernel"):
