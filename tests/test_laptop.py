@@ -23,7 +23,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_security import per_question, submission
+from test_security import HANGS, per_question, submission
 
 from autograder import sandbox
 from autograder.release import make_submission, otter_run
@@ -356,3 +356,22 @@ def test_a_killed_laptop_grader_leaves_nothing_running_or_on_disk(released, solu
     reap = laptop.run([sys.executable, "-c", "from autograder.sandbox import reap_abandoned; print(reap_abandoned())"])
     assert reap.stdout.strip() == "1", reap.stderr[-1000:]
     assert not any(path.exists() for path in sandboxes)
+
+
+def test_a_laptop_grading_interrupts_a_slow_cell_and_stops_a_hung_notebook(released, solution_notebook, laptop,
+                                                                           tmp_path):
+    """The cell time limit interrupts the kernel through its launcher (a slow cell costs nothing, the notebook
+    goes on), and a notebook that swallows interrupts is stopped at the notebook's limit (only its notebook
+    question is lost), as with root."""
+    uploads = {}
+    for name, cell in (("slow", "import time\ntime.sleep(60)"), ("deaf", HANGS["swallows_interrupts"])):
+        uploads[f"{name}.zip"] = submission(released, tmp_path, cells=(cell,), package=SOLUTIONS,
+                                            notebook=solution_notebook)
+    start = time.monotonic()
+    proc, rows = laptop.grade(uploads, "--jobs", "2",
+                              env={"GENAI_HW_CELL_TIMEOUT": "3", "GENAI_HW_NOTEBOOK_LIMIT": "12"})
+    assert time.monotonic() - start < 60 and proc.returncode == 0, proc.stderr[-2000:]
+    assert float(rows["slow.zip"]["score"]) == 20, rows["slow.zip"]
+    deaf = rows["deaf.zip"]
+    assert float(deaf["q9"]) == 0 and float(deaf["score"]) == 19, deaf
+    assert laptop.processes() == []
