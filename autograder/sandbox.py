@@ -979,7 +979,8 @@ class Sandbox:
         self.uids: dict[str, int] = {}
         if self.users:
             self._take_slot()
-        prefix = f"genai-hw-sandbox-{self.slot if self.slot is not None else self.mode[0]}-"
+        label = self.slot if self.slot is not None else "ns" if self.mode == "namespaces" else "u"
+        prefix = f"genai-hw-sandbox-{label}-"
         self.root = Path(tempfile.mkdtemp(prefix=prefix, dir=_base_dir()))
         os.chmod(self.root, 0o711 if self.users else 0o700)
         self.pkg = self.root / "pkg"
@@ -1360,7 +1361,7 @@ def _reap_namespace_gradings() -> int:
         for line in lines:
             path = Path(line)
             with contextlib.suppress(OSError):
-                if path.name.startswith("genai-hw-sandbox-n-") and path.lstat().st_uid == os.geteuid():
+                if path.name.startswith("genai-hw-sandbox-ns-") and path.lstat().st_uid == os.geteuid():
                     remove_tree(path)
         with contextlib.suppress(OSError):
             lock.unlink()
