@@ -103,7 +103,8 @@ def _bind(root, dest, source, mode):
     extra = _RDONLY if mode == "ro" else 0
     extra |= 0 if mode == "dev" else _NOSUID | _NODEV
     for point in [target] + (_submounts(target) if mode == "ro" else []):
-        _mount(None, point, None, _REMOUNT | _BIND | _locked(point) | extra, what=f"make {point} read-only")
+        _mount(None, point, None, _REMOUNT | _BIND | _locked(point) | extra,
+               what=f"remount {point} ({'read-only' if mode == 'ro' else 'nosuid'})")
 
 
 def _child(spec, argv, go, cwd):
