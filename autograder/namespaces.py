@@ -32,6 +32,7 @@ launcher itself is killed).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -236,22 +237,24 @@ system of :data:`SPEC`'s binds, the limits, ``setsid``, no new privileges, the s
 A launcher that cannot do all of it writes why (``genai-hw sandbox: ...``) and exits 126, running nothing."""
 
 
-def environment_folders(python: str) -> list[str]:
-    """The folders the grading ``python`` needs (its environment and installation), resolved."""
+@functools.cache
+def environment_folders(python: str) -> tuple[str, ...]:
+    """The folders the grading ``python`` needs (its environment and installation), resolved (asked of
+    ``python`` once per process: the probe and every sandbox of a grader share the answer)."""
     code = ("import json, os, sys; print(json.dumps([os.path.realpath(p) for p in "
             "{sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}]))")
     out = subprocess.run([python, "-I", "-c", code], capture_output=True, text=True, timeout=60, check=True)
     folders = set(json.loads(out.stdout))
     folders.add(os.path.dirname(os.path.realpath(python)))
     folders.add(os.path.dirname(os.path.abspath(python)))
-    return sorted(folders)
+    return tuple(sorted(folders))
 
 
 def _under(path: str, folders: list[str]) -> bool:
     return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
 
 
-def system_binds(python_folders: list[str]) -> tuple[list[list[str]], list[list[str]]]:
+def system_binds(python_folders: tuple[str, ...]) -> tuple[list[list[str]], list[list[str]]]:
     """``(binds, links)`` every student process gets: the system's read-only folders, the Python's folders,
     the devices."""
     binds: list[list[str]] = []

@@ -970,10 +970,6 @@ class Sandbox:
         self.python = os.path.join(os.path.realpath(os.path.dirname(python)), os.path.basename(python))
         self.token = secrets.token_hex(8)
         self.mode = isolation(self.python, allow_none)
-        self.isolated = self.mode != "none"
-        """Whether student code is isolated from the grader (as users of its own, or in namespaces)."""
-        self.users = self.mode == "users"
-        """Whether student code runs as users of its own (the grader is root)."""
         self.slot: int | None = None
         self._lock = None
         self.uids: dict[str, int] = {}
@@ -1003,10 +999,21 @@ class Sandbox:
             self._check_python()
         self.watch = MemoryWatch(self).start()
 
+    @property
+    def isolated(self) -> bool:
+        """Whether student code is isolated from the grader (as users of its own, or in namespaces)."""
+        return self.mode != "none"
+
+    @property
+    def users(self) -> bool:
+        """Whether student code runs as users of its own (the grader is root)."""
+        return self.mode == "users"
+
     def _prepare_namespaces(self) -> None:
         for folder in (*self.temps.values(), self.root / "mnt", self.root / "ns"):
             folder.mkdir(mode=0o700)
         self._system = namespaces.system_binds(namespaces.environment_folders(self.python))
+        self._pid_namespace = namespaces.pid_namespace(os.getpid())  # the grader's, where its launchers run
         self._lock = _grading_lock(self.token, self.root)
 
     # Slots ---------------------------------------------------------------
@@ -1196,14 +1203,6 @@ class Sandbox:
 
     # Ending ----------------------------------------------------------------
 
-    def processes(self, role: str) -> list[int]:
-        """The live processes of ``role``."""
-        if self.mode == "namespaces":
-            return [pid for pid, owner in in_namespaces(self.launched()).items() if owner == role]
-        if self.users:
-            return processes_of(uids={self.uids[role]})
-        return processes_of(tokens={f"{self.token}-{role}"})
-
     def kill(self, role: str | None = None) -> int:
         """Kill every process of ``role`` (default: both), by pid, detached ones included. One kill at a
         time (the memory watch's thread kills too): a runner launched after this returns is not caught by
@@ -1228,7 +1227,7 @@ class Sandbox:
         (and kills them if it is killed), and an ended namespace's inode, which the kernel may give to a new
         namespace, is never taken for this grading's."""
         found: dict[str, set[int]] = {role: set() for role in ROLES}
-        me, mine = os.getpid(), namespaces.pid_namespace(os.getpid())
+        me, mine = os.getpid(), self._pid_namespace
         for role in ROLES:
             try:
                 lines = (self.root / "ns" / role).read_text().split("\n")
