@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .wire import RngSpec, Tensor, Unsupported
+from .wire import ModuleState, RngSpec, Tensor, Unsupported
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,8 @@ def _as_float(value: Any) -> float:
 def _type_label(value: Any) -> str:
     if isinstance(value, Unsupported):
         return value.type_name
+    if isinstance(value, ModuleState):
+        return f"torch.nn.Module ({value.type_name})"
     if _is_tensor(value):
         return "torch.Tensor"
     return type(value).__name__
@@ -224,6 +226,18 @@ def _compare(expected: Any, got: Any, rtol: float, atol: float, where: str) -> s
         if expected_dtype == "float16" and (rtol or atol):
             rtol, atol = max(rtol, FLOAT16_RTOL), max(atol, FLOAT16_ATOL)
         return _compare(expected_values, got_values, rtol, atol, where)
+    if isinstance(expected, ModuleState):
+        if not isinstance(got, ModuleState):
+            return f"expected a torch.nn.Module ({expected.type_name}){at}, got {_type_label(got)}"
+        if got.type_name != expected.type_name:
+            return f"expected a {expected.type_name}{at}, got a {got.type_name}"
+        problem = _compare(expected.parameters, got.parameters, rtol, atol, f"{where}.parameters")
+        if problem:
+            return problem
+        if sorted(got.trainable) != sorted(expected.trainable):
+            return (f"the parameters that train (requires_grad){at}: expected {short(sorted(expected.trainable))}, "
+                    f"got {short(sorted(got.trainable))}")
+        return None
     if isinstance(expected, bool) or expected is None or isinstance(expected, str):
         if type(got) is not type(expected) or got != expected:
             return f"expected {short(expected)}{at}, got {short(got)}"

@@ -125,9 +125,19 @@ class TrainStepSpec:
     SGD for each (``"optimizer": "adam"`` for Adam), a real batch of shape (batch, x) and noise (batch, z):
     the arguments of ``gan.gan_train_step``. The parameters carry gradients left from an earlier step, as
     in a training loop, so a step that forgets ``zero_grad()`` ends somewhere else.
+
+    ``TrainStepSpec("lora", 3, {"model": {...}, "r": 2, "alpha": 4.0, "targets": ["mlp.0"]})``: the arguments
+    of ``finetune.apply_lora``: a ``ModelSpec("gpt", 3, model)`` TinyGPT, ``r``, ``alpha``, ``targets`` and a
+    ``torch.Generator`` seeded with ``seed + 1``; :meth:`observe` reports the model's parameters by name, the
+    names of those that train and the names of the modules that are LoRA adapters (class ``LoRALinear``).
+
+    ``TrainStepSpec("finetune", 3, {"model": {...}, "frozen": ["blocks.0"], "batch": 2, "lr": 0.1})``: the
+    arguments of ``finetune.finetune_step``: the TinyGPT of ``ModelSpec("gpt", 3, model)`` with the
+    parameters whose names start with a ``frozen`` prefix frozen, SGD over the others (gradients left from
+    an earlier step on them), and a batch of random ids of shape (batch, model's context_length).
     """
 
-    KINDS = ("gan",)
+    KINDS = ("gan", "lora", "finetune")
 
     def __init__(self, kind: str, seed: int, options: dict | None = None) -> None:
         if kind not in self.KINDS:
@@ -135,6 +145,40 @@ class TrainStepSpec:
         self.kind, self.seed, self.options = kind, int(seed), dict(options or {})
 
     def make(self) -> list:
+        if self.kind == "lora":
+            return self._lora()
+        if self.kind == "finetune":
+            return self._finetune()
+        return self._gan()
+
+    def _model(self) -> Any:
+        return ModelSpec("gpt", self.seed, {"vocab_size": 11, "context_length": 8, "d_model": 16, "n_heads": 2,
+                                            "n_layers": 2, **dict(self.options.get("model", {}))}).make()
+
+    def _lora(self) -> list:
+        import torch
+
+        o = {"r": 2, "alpha": 4.0, "targets": ["mlp.0", "mlp.2"], **self.options}
+        return [self._model(), o["r"], o["alpha"], o["targets"], torch.Generator().manual_seed(self.seed + 1)]
+
+    def _finetune(self) -> list:
+        import torch
+
+        o = {"frozen": [], "batch": 2, "lr": 0.1, **self.options}
+        model = self._model()
+        data = torch.Generator().manual_seed(self.seed + 1)
+        trainable = []
+        for name, parameter in model.named_parameters():
+            if any(name.startswith(prefix) for prefix in o["frozen"]):
+                parameter.requires_grad_(False)
+            else:
+                parameter.grad = torch.randn(parameter.shape, generator=data).to(parameter.device)
+                trainable.append(parameter)
+        optimizer = torch.optim.SGD(trainable, lr=float(o["lr"]))
+        ids = torch.randint(0, model.vocab_size, (int(o["batch"]), model.context_length), generator=data)
+        return [model, optimizer, ids.to(tensor_device())]
+
+    def _gan(self) -> list:
         import torch
 
         o = {"z_dim": 2, "x_dim": 2, "hidden": 8, "batch": 16, "lr": 0.05, "optimizer": "sgd", **self.options}
@@ -155,9 +199,20 @@ class TrainStepSpec:
         z = torch.randn(o["batch"], o["z_dim"], generator=data).to(device)
         return [generator, discriminator, opt_g, opt_d, real, z]
 
-    @staticmethod
-    def observe(args: list) -> dict:
-        """The models' parameters after the call, as float64 arrays, by model."""
+    def observe(self, args: list) -> dict:
+        """The models' parameters after the call, as float64 arrays, by model (by name for ``lora``)."""
+        import torch
+
+        if self.kind == "finetune":
+            return {"model": [p.detach().cpu().double().numpy() for p in torch.nn.Module.parameters(args[0])]}
+        if self.kind == "lora":
+            model = args[0]
+            named = list(torch.nn.Module.named_parameters(model))
+            return {"model": {
+                "parameters": {name: p.detach().cpu().double().numpy() for name, p in named},
+                "trainable": [name for name, p in named if p.requires_grad],
+                "adapters": [name for name, m in torch.nn.Module.named_modules(model)
+                             if type(m).__name__ == "LoRALinear"]}}
         return {name: [p.detach().cpu().double().numpy() for p in model.parameters()]
                 for name, model in (("generator", args[0]), ("discriminator", args[1]))}
 
@@ -186,9 +241,16 @@ class ModelSpec:
     the model's device, returns logits (1, n, V) where position ``i`` scores the mean of the learned
     embeddings of tokens ``0 .. i`` (so every position and the cropping of the context change the
     answer); ``model.context_length`` is its context window. It raises a clear error when called otherwise.
+
+    ``ModelSpec("linear", 3, {"in": 4, "out": 3, "bias": True})``: an ``nn.Linear``, parameters drawn from the
+    seed as above. ``ModelSpec("lora", 3, {"in": 4, "out": 3, "bias": True, "r": 2, "alpha": 4.0})``: a
+    ``finetune.LoRALinear`` of the package around such a frozen linear layer, its attributes set without its
+    constructor, then *every* parameter (``A``, ``B`` too) drawn from the seed, so that ``B`` is not 0 and
+    the layer's forward pass and merge do not depend on the package's constructor. A ``"gpt"`` may have ``"tied": True`` (the unembedding shares the
+    token embedding's weight) and ``"frozen"``: name prefixes of parameters made frozen.
     """
 
-    KINDS = ("denoiser", "block", "gpt", "lm")
+    KINDS = ("denoiser", "block", "gpt", "lm", "linear", "lora")
 
     def __init__(self, kind: str, seed: int, options: dict | None = None) -> None:
         if kind not in self.KINDS:
@@ -196,7 +258,7 @@ class ModelSpec:
         self.kind, self.seed, self.options = kind, int(seed), dict(options or {})
 
     def make(self) -> Any:
-        if self.kind in ("block", "gpt"):
+        if self.kind in ("block", "gpt", "linear", "lora"):
             return self._package_model()
         if self.kind == "lm":
             return self._language_model()
@@ -207,20 +269,48 @@ class ModelSpec:
 
         import torch
 
-        attention = importlib.import_module("genai_hw.attention")
         o = dict(self.options)
-        if self.kind == "block":
+        if self.kind in ("linear", "lora"):
+            model = torch.nn.Linear(int(o.get("in", 4)), int(o.get("out", 3)), bias=bool(o.get("bias", True)))
+            if self.kind == "lora":
+                model = self._lora_layer(model, int(o.get("r", 2)), float(o.get("alpha", 4.0)))
+        elif self.kind == "block":
+            attention = importlib.import_module("genai_hw.attention")
             model = attention.TransformerBlock(int(o.get("d_model", 16)), int(o.get("n_heads", 2)))
         else:
+            attention = importlib.import_module("genai_hw.attention")
             model = attention.TinyGPT(int(o.get("vocab_size", 11)), int(o.get("context_length", 8)),
                                       int(o.get("d_model", 16)), int(o.get("n_heads", 2)), int(o.get("n_layers", 2)))
+            if o.get("tied"):
+                model.unembedding.weight = model.token_embedding.weight
         draws = torch.Generator().manual_seed(self.seed)
         with torch.no_grad():
-            for name, parameter in sorted(model.named_parameters()):
+            for name, parameter in sorted(torch.nn.Module.named_parameters(model)):
                 noise = torch.randn(parameter.shape, generator=draws)
-                norm_weight = name.rsplit(".", 2)[-2].startswith("ln") and name.endswith(".weight")
+                norm_weight = "." in name and name.rsplit(".", 2)[-2].startswith("ln") and name.endswith(".weight")
                 parameter.copy_(1 + 0.2 * noise if norm_weight else float(o.get("scale", 0.3)) * noise)
+        for name, parameter in torch.nn.Module.named_parameters(model):
+            if any(name.startswith(prefix) for prefix in o.get("frozen", [])):
+                parameter.requires_grad_(False)
         return model.to(tensor_device())
+
+    @staticmethod
+    def _lora_layer(base: Any, r: int, alpha: float) -> Any:
+        """A ``LoRALinear`` of the package with the attributes its docstring names (``base``, frozen; ``A``,
+        ``B``, ``r``, ``alpha``, ``scale``) set here, without calling its constructor (an exercise of its
+        own): a broken or unwritten ``__init__`` costs its question, not forward's and merge's."""
+        import importlib
+
+        import torch
+
+        cls = importlib.import_module("genai_hw.finetune").LoRALinear
+        layer = cls.__new__(cls)
+        torch.nn.Module.__init__(layer)
+        layer.r, layer.alpha, layer.scale = r, alpha, alpha / r
+        layer.base = base.requires_grad_(False)
+        layer.A = torch.nn.Parameter(torch.zeros(r, base.in_features))
+        layer.B = torch.nn.Parameter(torch.zeros(base.out_features, r))
+        return layer
 
     def _language_model(self) -> Any:
         import torch
@@ -284,6 +374,37 @@ class ModelSpec:
 
     def __repr__(self) -> str:
         return f"<{self.kind} network, seed {self.seed}, {self.options}>"
+
+
+class ModuleState:
+    """A ``torch.nn.Module`` that a function returned, as plain data: its class's name, its parameters by name
+    (each parameter once, as :class:`Tensor`) and the names of those that train (``requires_grad``).
+
+    Written in the process that ran the function (:func:`encode`); the grader compares it with the
+    reference's (``cases``): the same class name, parameters of the same names and values, the same ones
+    trainable. Nothing of the module itself travels.
+    """
+
+    def __init__(self, type_name: str, parameters: dict, trainable: list) -> None:
+        self.type_name, self.parameters, self.trainable = str(type_name), dict(parameters), list(trainable)
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{name}: {tuple(value.shape) if hasattr(value, 'shape') else '?'}"
+                           for name, value in list(self.parameters.items())[:6])
+        return f"<{self.type_name} module with parameters {{{shapes}}}>"
+
+
+def _module_data(value: Any, depth: int) -> Any:
+    """A torch module as plain data (see :class:`ModuleState`), or None when ``value`` is not one."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(value, torch.nn.Module):
+        return None
+    named = list(torch.nn.Module.named_parameters(value))
+    return {"t": "module", "type": type(value).__name__[:200],
+            "v": encode({name: p.detach() for name, p in named}, depth + 1),
+            "trainable": [name for name, p in named if p.requires_grad]}
 
 
 class TorchRngSpec:
@@ -489,6 +610,9 @@ def encode(value: Any, depth: int = 0) -> Any:
         return {"t": "tensor", "dtype": value.dtype, "device": value.device, "v": encode(value.array, depth + 1)}
     if isinstance(value, np.generic) and cls.__module__ == "numpy" and value.dtype.kind in _ARRAY_KINDS:
         return {"t": "npscalar", "dtype": value.dtype.str, "v": encode(value.item(), depth + 1)}
+    module = _module_data(value, depth)
+    if module is not None:
+        return module
     return {"t": "unsupported", "type": _type_name(value), "repr": _short_repr(value)}
 
 
@@ -564,6 +688,11 @@ def decode(data: Any, depth: int = 0) -> Any:
         if dtype not in TENSOR_DTYPES:
             raise WireError(f"tensor dtype {dtype!r} not carried")
         return torch.from_numpy(array.copy()).to(dtype=getattr(torch, dtype), device=tensor_device())
+    if tag == "module":
+        parameters, trainable = decode(data.get("v"), depth + 1), data.get("trainable")
+        if type(parameters) is not dict or type(trainable) is not list or not all(type(n) is str for n in trainable):
+            raise WireError("malformed module")
+        return ModuleState(str(data.get("type"))[:200], parameters, trainable)
     if tag == "unsupported":
         return Unsupported(str(data.get("type"))[:200], str(data.get("repr"))[:200])
     raise WireError(f"unknown tag {tag!r}")

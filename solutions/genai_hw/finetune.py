@@ -196,10 +196,12 @@ def apply_lora(model: nn.Module, r: int, alpha: float, targets: list[str],
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
         raise ValueError(f"alpha must be a positive number, got {alpha!r}"[:200])
     # BEGIN SOLUTION hw06 q4
-    found = [(name, module) for name, module in model.named_modules()
-             if any(name == t or name.endswith("." + t) for t in targets)]
+    def matches(name: str, target: str) -> bool:
+        return name == target or name.endswith("." + target)
+
+    found = [(name, module) for name, module in model.named_modules() if any(matches(name, t) for t in targets)]
     for target in targets:
-        if not any(name == target or name.endswith("." + target) for name, _ in found):
+        if not any(matches(name, target) for name, _ in found):
             raise ValueError(f"target {target!r} matches no module of the model")
     for name, module in found:
         if not isinstance(module, nn.Linear):
