@@ -246,8 +246,9 @@ class ModelSpec:
     seed as above. ``ModelSpec("lora", 3, {"in": 4, "out": 3, "bias": True, "r": 2, "alpha": 4.0})``: a
     ``finetune.LoRALinear`` of the package around such a frozen linear layer, its attributes set without its
     constructor, then *every* parameter (``A``, ``B`` too) drawn from the seed, so that ``B`` is not 0 and
-    the layer's forward pass and merge do not depend on the package's constructor. A ``"gpt"`` may have ``"tied": True`` (the unembedding shares the
-    token embedding's weight) and ``"frozen"``: name prefixes of parameters made frozen.
+    the layer's forward pass and merge do not depend on the package's constructor. A ``"gpt"`` may have
+    ``"tied": True`` (the unembedding shares the token embedding's weight); any of these may have
+    ``"frozen"``: name prefixes of parameters made frozen.
     """
 
     KINDS = ("denoiser", "block", "gpt", "lm", "linear", "lora")

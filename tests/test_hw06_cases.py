@@ -22,10 +22,11 @@ BUGS = {
            "    return sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False)\n"
            "               if p.requires_grad or not trainable_only)"),
     # B drawn at random like A: the adapted model no longer starts equal to the pretrained one
-    "B not zero": ("        self.B = nn.Parameter(torch.zeros(base.out_features, r, device=weight.device, dtype=weight.dtype))",
-                   "        self.B = nn.Parameter(torch.randn(base.out_features, r, device=weight.device, dtype=weight.dtype))"),
+    "B not zero": ("        self.B = nn.Parameter(torch.zeros(base.out_features, r, device=",
+                   "        self.B = nn.Parameter(torch.randn(base.out_features, r, device="),
     # the base left trainable: a "LoRA" fine-tune that moves every weight
-    "base not frozen": ("        for parameter in base.parameters():\n            parameter.requires_grad_(False)\n", ""),
+    "base not frozen": ("        for parameter in base.parameters():\n"
+                        "            parameter.requires_grad_(False)\n", ""),
     # the scale upside down: r / alpha instead of alpha / r
     "scale swapped": ("        return self.base(x) + (x @ self.A.T @ self.B.T) * self.scale",
                       "        return self.base(x) + (x @ self.A.T @ self.B.T) * (self.r / self.alpha)"),

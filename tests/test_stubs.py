@@ -158,6 +158,19 @@ def test_stub_raises_not_implemented_naming_question(module, function, question)
     })
     if module == "sampling":
         valid["generate"] = (torch.nn.Module(), [1, 2], 3, 1.0, torch.Generator())
+    if module == "finetune":  # a LoRALinear without its (stubbed) constructor, for the methods and merge_lora
+        lora = stub_module.LoRALinear.__new__(stub_module.LoRALinear)
+        torch.nn.Module.__init__(lora)
+        valid.update({
+            "count_parameters": (nets[0],),
+            "LoRALinear.__init__": (stub_module.LoRALinear.__new__(stub_module.LoRALinear), nets[0], 1, 2.0),
+            "LoRALinear.forward": (lora, torch.zeros(1, 3)),
+            "apply_lora": (torch.nn.Sequential(nets[0]), 2, 4.0, ["0"]),
+            "merge_lora": (lora,),
+            "random_windows": (torch.arange(5), 2, 3, torch.Generator()),
+            "finetune_step": (nets[0], optimizers[0], ids),
+            "training_memory": (10, 4),
+        })
     target = stub_module
     for part in function.split("."):
         target = getattr(target, part)
