@@ -35,6 +35,8 @@ NOT_FLOAT = {
     "hw03_gans_vaes": "q4 mode_coverage returns an int",
     "hw04_diffusion": "none: every question returns floats (cosine_betas is float64 by its docstring: reordered only)",
     "hw05_transformers": "q2 causal_mask is bool; q9, q10 return sampled token ids",
+    "hw06_fine_tuning": "q1 count_parameters, q6 random_windows and q8 training_memory return ints (q4 apply_lora "
+                        "draws with the LoRALinear of the variants)",
 }
 
 _FIT_LINE = ("        losses.append(float((error**2).mean()))\n"
@@ -46,6 +48,10 @@ _BIAS = ("    direction = _unit(_lookup(word_vectors, pair[0]) - _lookup(word_ve
          "    return {word: float(_unit(_lookup(word_vectors, word)) @ direction) for word in words}\n")
 _DOCUMENT = "    return np.mean(np.asarray(vectors, dtype=np.float64), axis=0)\n"
 _F = "torch.nn.functional"
+_LORA_A = "        a = torch.randn(r, base.in_features, generator=generator) / r\n"
+_LORA_FORWARD = "        return self.base(x) + (x @ self.A.T @ self.B.T) * self.scale\n"
+_MERGE = "        weight = base.weight + layer.scale * (layer.B @ layer.A)\n"
+_STEP_LOSS = "    loss = next_token_loss(model(ids), ids)\n"
 _DISCRIMINATOR = f"    return {_F}.softplus(-real).mean() + {_F}.softplus(fake).mean()\n"
 _GENERATOR = (f"    if saturating:\n        return -{_F}.softplus(fake).mean()\n"
               f"    return {_F}.softplus(-fake).mean()\n")
@@ -248,6 +254,29 @@ ALTERNATIVES: dict[str, dict[str, dict[str, list[tuple[str, str]]]]] = {
                         "    return (torch.logsumexp(scores, dim=-1) - scores.gather(-1, targets)[..., 0]).mean()\n"),
             ],
             "sampling": [(_TEMPERATURE, "    return torch.softmax(logits * (1.0 / temperature), dim=-1)\n")],
+        },
+    },
+    "hw06_fine_tuning": {
+        "float64": {
+            "finetune": [
+                (_LORA_A, "        a = (torch.randn(r, base.in_features, generator=generator).double() / r).float()\n"),
+                (_LORA_FORWARD, "        x64, a, b = x.double(), self.A.double(), self.B.double()\n"
+                                "        low = (x64 @ a.T @ b.T) * self.scale\n"
+                                "        return (self.base(x).double() + low).to(x.dtype)\n"),
+                (_MERGE, "        change = layer.scale * (layer.B.double() @ layer.A.double())\n"
+                         "        weight = (base.weight.double() + change).to(base.weight.dtype)\n"),
+                (_STEP_LOSS, "    loss = next_token_loss(model(ids).double(), ids)\n"),
+            ],
+        },
+        "reordered": {
+            "finetune": [
+                (_LORA_A, "        a = torch.randn(r, base.in_features, generator=generator) * (1.0 / r)\n"),
+                (_LORA_FORWARD, f"        low = {_F}.linear({_F}.linear(x, self.A), self.B * self.scale)\n"
+                                "        return low + self.base(x)\n"),
+                (_MERGE, "        weight = (layer.scale * layer.B) @ layer.A + base.weight\n"),
+                (_STEP_LOSS, "    logits = model(ids)\n"
+                             f"    loss = {_F}.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:])\n"),
+            ],
         },
     },
 }

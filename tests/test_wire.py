@@ -209,3 +209,35 @@ def test_the_language_model_for_generate_checks_how_it_is_called():
                        (torch.tensor([[1.0]]), r"\(1, n\)"), (torch.tensor([[7]]), "0 .. 6")):
         with pytest.raises(ValueError, match=words):
             lm(bad)
+
+
+def test_a_returned_module_crosses_as_its_class_name_parameters_and_what_trains(monkeypatch):
+    """``LoRALinear(...)`` and ``merge_lora`` return modules: they cross as plain data (never the object) and
+    compare by class name, parameters and which of them train; a dict that looks alike is not a module."""
+    import torch
+
+    for name in [n for n in sys.modules if n == "genai_hw" or n.startswith("genai_hw.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(str(SOLUTIONS.parent))
+    try:
+        layer = wire.ModelSpec("lora", 3, {"in": 4, "out": 3, "r": 2, "alpha": 4.0}).make()
+        assert type(layer).__name__ == "LoRALinear" and float(layer.B.detach().abs().sum()) > 0  # B drawn, not 0
+        assert [n for n, p in layer.named_parameters() if p.requires_grad] == ["A", "B"]
+        state = wire.loads(wire.dumps(layer))
+        assert isinstance(state, wire.ModuleState) and state.type_name == "LoRALinear"
+        assert sorted(state.parameters) == ["A", "B", "base.bias", "base.weight"] and state.trainable == ["A", "B"]
+        assert approx(1e-6, 1e-7)(state, wire.loads(wire.dumps(layer))) is None
+        plain = wire.loads(wire.dumps(torch.nn.Linear(4, 3)))
+        assert approx(1e-6, 1e-7)(state, plain) == "expected a LoRALinear, got a Linear"
+        layer.A.requires_grad_(False)
+        assert "the parameters that train" in approx(1e-6, 1e-7)(state, wire.loads(wire.dumps(layer)))
+        lookalike = {name: value for name, value in state.parameters.items()}
+        assert approx(1e-6, 1e-7)(state, lookalike).startswith("expected a torch.nn.Module (LoRALinear)")
+        for bad in ({"t": "module", "type": "X", "v": [], "trainable": []},
+                    {"t": "module", "type": "X", "v": {"t": "dict", "v": []}, "trainable": [1]}):
+            with pytest.raises(wire.WireError):
+                wire.decode(bad)
+    finally:
+        sys.path.remove(str(SOLUTIONS.parent))
+        for name in [n for n in sys.modules if n == "genai_hw" or n.startswith("genai_hw.")]:
+            del sys.modules[name]
