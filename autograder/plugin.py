@@ -12,7 +12,11 @@ grader is root), and closes Otter's deserialisation paths.
   unpickle it), locks the grading folder (``chmod 700``), takes a sandbox,
   and hardens Otter (:func:`_harden_otter`).
 
-``before_execution`` (no student code has run yet): loads the hidden cases
+``before_execution`` (no student code has run yet): puts the autograder's
+  copy of each given module (an earlier homework's, which this one hands
+  out solved: the manifest's ``given``) in the submitted ``genai_hw/`` over
+  whatever the upload has there (:func:`put_given`), so that the package
+  and the notebook are graded with it; loads the hidden cases
   from the autograder's ``genai_hw_grading/`` folder, starts the reference's
   own process on a private copy of the reference and deletes the reference
   from that folder, snapshots the submitted ``genai_hw/`` read-only and
@@ -48,6 +52,7 @@ import re
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -561,6 +566,33 @@ def _natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
+def put_given(package: Path, given: Path, modules: list[str]) -> list[str]:
+    """Put the copy in ``given`` of each of ``modules`` into the submitted ``package``, over whatever the upload
+    has under that name (a file, a folder, nothing): a module that the homework hands out solved is graded as
+    handed out, in the runner's snapshot and in the notebook alike, whatever the student did to theirs.
+    Returns a note for the student for each uploaded copy that was replaced or missing."""
+    notes = []
+    for module in modules:
+        code = (given / f"{module}.py").read_bytes()
+        target = package / f"{module}.py"
+        try:
+            info = target.lstat()
+        except FileNotFoundError:
+            info = None
+        if info is not None and stat.S_ISREG(info.st_mode) and info.st_size == len(code) \
+                and target.read_bytes() == code:
+            continue
+        if info is not None and stat.S_ISDIR(info.st_mode):
+            shutil.rmtree(target)
+        elif info is not None:
+            target.unlink()
+        target.write_bytes(code)
+        notes.append(f"genai_hw/{module}.py is given in this homework (an earlier homework's solution): your "
+                     "package and notebook were graded with the autograder's copy of it"
+                     + (", not the one you uploaded." if info is not None else " (your upload has none)."))
+    return notes
+
+
 def _submission_folder(submission_path: str) -> Path:
     """The folder Otter (or Gradescope) unpacked the upload into, named by the path Otter gives, never by
     where a link in the upload points: the autograder's own files are found next to it (``../source``),
@@ -701,6 +733,9 @@ class GenaiHwGrader(AbstractOtterPlugin):
         package = _submission_folder(self.submission_path) / "genai_hw"
         self.package_missing = not package.is_dir() or package.is_symlink()
         try:
+            if not self.package_missing:
+                self.notes += [f"genai-hw: {note}"
+                               for note in put_given(package, grading / "given", manifest.get("given", []))]
             cases = load_cases(grading / "hidden_cases.py")
             session = GradingSession(cases, package, grading / "reference" / "genai_hw", self.seed,
                                      data_dir=grading / "data", sandbox=self.sandbox)

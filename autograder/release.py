@@ -2,20 +2,28 @@
 
 For each homework ``assignments/<hw>/`` (a master notebook ``<hw>.ipynb``,
 ``hidden_cases.py`` and ``homework.toml``, which names the ``genai_hw``
-modules with its exercises and the data files it uses):
+modules with its exercises, the data files it uses and, under ``given``, the
+modules of an earlier homework that it hands out solved, such as homework 6's
+``given = ["attention", "sampling"]``, homework 5's TinyGPT):
 
 1. check that ``genai_hw/`` is exactly what :mod:`autograder.stubgen` makes,
    and that the homework's modules, notebook and hidden cases use only what
-   its release carries (:func:`release_contents`);
+   its release carries (:func:`release_contents`); a homework with given
+   modules says that it hands out their homework's solutions, so that it is
+   released only after that homework is due (:func:`given_notice`);
 2. run ``otter assign`` on a build copy of the master notebook;
 3. check that each package question's points equal its hidden cases' points;
 4. write ``dist/student/<hw>/`` (student notebook, the homework's part of
-   ``genai_hw/``: its modules' stubs, the shared helpers, its data;
+   ``genai_hw/``: its modules' stubs, its given modules solved under a header
+   that says so (:func:`given_source`), the shared helpers, its data;
    requirements) and ``dist/student/<hw>.zip``, then scan them for leaks
    (solution code, hidden tests, the reference, solution markers);
 5. write ``dist/autograder/<hw>-autograder.zip``: Otter's zip plus this
    package's grading code (the plugin and harness), the hidden cases, the
-   data they load and the reference of the homework's modules;
+   data they load, the reference of the homework's modules and its given
+   ones, and the given modules as handed out (``genai_hw_grading/given/``,
+   named in the manifest), which the plugin puts in every submission's
+   ``genai_hw/`` over the uploaded copies before anything of it runs;
 6. grade the reference submission (must score 100 %) and the untouched
    stubs (must score 0, and grading must complete) with ``otter run``.
 """
@@ -32,6 +40,7 @@ import sys
 import tempfile
 import tomllib
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,15 +110,38 @@ class Contents:
     data: list[str]
     visibility: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_VISIBILITY))
     """When students see each question's score and the hidden cases' details (Gradescope's visibility)."""
+    given: dict[str, str] = field(default_factory=dict)
+    """The modules of an earlier homework that this one hands out solved (``given`` in homework.toml), each
+    with its text as every copy of the release carries it (:func:`given_source`)."""
 
     def ships(self, module: str) -> bool:
-        return module in self.modules or module in self.shared
+        return module in self.modules or module in self.shared or module in self.given
 
 
 def exercise_modules(package: Path) -> dict[str, bool]:
     """Every module of ``package`` (a ``solutions/genai_hw``) and whether it holds exercises."""
     return {path.stem: any(stubgen.BEGIN.match(line) for line in path.read_text(encoding="utf-8").splitlines())
             for path in sorted(package.glob("*.py"))}
+
+
+def region_homeworks(source: str) -> set[int]:
+    """The homeworks whose exercises ``source`` holds: the ``hwNN`` of its BEGIN SOLUTION markers."""
+    return {int(m.group("hw")) for line in source.splitlines() if (m := stubgen.BEGIN.match(line))}
+
+
+def _homeworks(numbers: list[int]) -> str:
+    """``homework 5``, ``homeworks 4 and 5``."""
+    return ("homework " if len(numbers) == 1 else "homeworks ") + " and ".join(str(n) for n in numbers)
+
+
+def given_source(source: str, module: str) -> str:
+    """A module of an earlier homework as a later one hands it out: its reference ``source`` without the
+    solution markers, under a header that says whose solution it is and that the grader uses its own copy."""
+    header = (f"# Given in this homework: {_homeworks(sorted(region_homeworks(source)))}'s solution of "
+              f"{module}.py (its questions are not graded here).\n"
+              "# Keep it as it is: the grader puts this same copy in place of the one you upload.\n")
+    return header + "".join(line for line in source.splitlines(keepends=True)
+                            if not (stubgen.BEGIN.match(line) or stubgen.END.match(line)))
 
 
 def _package_imports(tree: ast.AST, relative: bool) -> set[str]:
@@ -154,9 +186,11 @@ def _notebook_imports(notebook: Path) -> set[str]:
 def release_contents(root: Path, homework: Homework) -> Contents:
     """Read and check ``homework.toml``: what the homework's release carries. Raises ReleaseError.
 
-    The homework's modules, its notebook and its hidden cases may use only
-    the modules it ships, so a homework that builds on an earlier one imports
-    given helpers, never the earlier homework's unsolved stubs.
+    ``given`` (optional) names modules that the homework hands out solved: exercise modules of earlier
+    homeworks (all their BEGIN SOLUTION markers name one), none of them among its own ``modules``. The
+    homework's modules, the given ones, its notebook and its hidden cases may use only the modules it ships
+    (its own, the given ones and the shared helpers), so a homework that builds on an earlier one imports
+    given modules or helpers, never the earlier homework's unsolved stubs.
     """
     solutions = root / "solutions" / PACKAGE
     where = homework.spec_file.relative_to(root) if homework.spec_file.is_relative_to(root) else homework.spec_file
@@ -168,13 +202,15 @@ def release_contents(root: Path, homework: Homework) -> Contents:
         spec = tomllib.loads(homework.spec_file.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ReleaseError(f"{where}: not valid TOML ({err})") from None
-    unknown_keys = sorted(set(spec) - {"modules", "data", "results"})
-    lists = {key: spec.get(key, []) for key in ("modules", "data")}
+    unknown_keys = sorted(set(spec) - {"modules", "given", "data", "results"})
+    lists = {key: spec.get(key, []) for key in ("modules", "given", "data")}
     bad = [key for key, value in lists.items() if not isinstance(value, list)
            or not all(isinstance(v, str) for v in value)]
     if unknown_keys or bad or not lists["modules"]:
-        raise ReleaseError(f"{where}: expected `modules` (a non-empty list of module names) and `data` (a list of "
-                           f"file names), got keys {sorted(spec)}")
+        raise ReleaseError(f"{where}: expected `modules` (a non-empty list of module names), `data` (a list of "
+                           "file names) and optionally `given` (a list of an earlier homework's modules, handed "
+                           f"out solved), got keys {sorted(spec)}"
+                           + "".join(f"; `{key}` is {lists[key]!r}, not a list of names" for key in bad))
     results = spec.get("results", {})
     visibility = {**DEFAULT_VISIBILITY, **(results if isinstance(results, dict) else {})}
     if not isinstance(results, dict) or set(visibility) != set(DEFAULT_VISIBILITY) \
@@ -183,29 +219,39 @@ def release_contents(root: Path, homework: Homework) -> Contents:
                            f"got {results!r}")
     available = exercise_modules(solutions)
     problems = []
-    for module in lists["modules"]:
-        if module not in available:
-            problems.append(f"module {module!r} is not in solutions/{PACKAGE}/ (has {sorted(available)})")
-        elif not available[module]:
-            problems.append(f"module {module!r} has no exercises; shared helpers ship with every homework")
+    for key, label in (("modules", "module"), ("given", "given module")):
+        for module in lists[key]:
+            if module not in available:
+                problems.append(f"{label} {module!r} is not in solutions/{PACKAGE}/ (has {sorted(available)})")
+            elif not available[module]:
+                problems.append(f"{label} {module!r} has no exercises; shared helpers ship with every homework")
     for name in lists["data"]:
         if not (solutions / "data" / name).is_file():
             problems.append(f"data file {name!r} is not in solutions/{PACKAGE}/data/")
     number = re.match(r"hw(\d+)", homework.name)
+    tags = {module: region_homeworks((solutions / f"{module}.py").read_text(encoding="utf-8"))
+            for module in lists["modules"] + lists["given"] if available.get(module)}
     for module in lists["modules"]:
-        if number and available.get(module):
-            tags = {int(m.group("hw")) for line in (solutions / f"{module}.py").read_text().splitlines()
-                    if (m := stubgen.BEGIN.match(line))}
-            if tags != {int(number.group(1))}:
-                problems.append(f"module {module!r} holds exercises of "
-                                f"{', '.join(f'hw{t:02d}' for t in sorted(tags))} (its BEGIN SOLUTION markers), "
-                                f"not only of {homework.name}")
+        if number and module in tags and tags[module] != {int(number.group(1))}:
+            problems.append(f"module {module!r} holds exercises of "
+                            f"{', '.join(f'hw{t:02d}' for t in sorted(tags[module]))} (its BEGIN SOLUTION markers), "
+                            f"not only of {homework.name}")
+    for module in lists["given"]:
+        if module in lists["modules"]:
+            problems.append(f"module {module!r} is in both `modules` and `given`: a homework hands out solved "
+                            "only modules of earlier homeworks, never its own")
+        elif number and module in tags and max(tags[module]) >= int(number.group(1)):
+            problems.append(f"given module {module!r} holds exercises of "
+                            f"{', '.join(f'hw{t:02d}' for t in sorted(tags[module]))} (its BEGIN SOLUTION markers), "
+                            f"not only of homeworks before {homework.name}")
     if problems:
         raise ReleaseError(f"{where}: " + "; ".join(problems))
+    given = {module: given_source((solutions / f"{module}.py").read_text(encoding="utf-8"), module)
+             for module in lists["given"]}
     contents = Contents(list(lists["modules"]), [m for m, exercises in available.items() if not exercises],
-                        list(lists["data"]), visibility)
+                        list(lists["data"]), visibility, given)
     uses = {f"solutions/{PACKAGE}/{m}.py": _package_imports(ast.parse((solutions / f"{m}.py").read_text()), True)
-            for m in contents.modules + contents.shared}
+            for m in contents.modules + list(contents.given) + contents.shared}
     names = question_order(homework.master)
     if names != [f"q{i}" for i in range(1, len(names) + 1)]:
         problems.append(f"{homework.master.name}: questions must be named q1, q2, ... in notebook order, "
@@ -218,17 +264,31 @@ def release_contents(root: Path, homework: Homework) -> Contents:
         missing = sorted(m for m in modules if m in available and not contents.ships(m))
         if missing:
             problems.append(f"{user} uses genai_hw.{missing[0]}, which this homework's release does not ship "
-                            "(a homework may import its own modules and the shared helpers only; move what a "
-                            "later homework needs into a helper without exercises)")
+                            "(a homework may import only its own modules, the shared helpers and the modules it "
+                            "gives, `given` in homework.toml; to build on an earlier homework, give its module or "
+                            "move what is needed into a helper without exercises)")
     if problems:
         raise ReleaseError(f"{homework.name}: " + "; ".join(problems))
     return contents
 
 
+def given_notice(root: Path, homework: Homework, contents: Contents) -> str | None:
+    """What ``genai-hw release`` says of a homework with given modules: whose solutions it hands out, and
+    that it must not be released before that homework is due (None: it gives none)."""
+    if not contents.given:
+        return None
+    numbers = sorted(set().union(*(region_homeworks((root / "solutions" / PACKAGE / f"{m}.py").read_text(
+        encoding="utf-8")) for m in contents.given)))
+    files = ", ".join(f"{PACKAGE}/{m}.py" for m in contents.given)
+    due = " and ".join(f"hw{n:02d}" for n in numbers) + (" is" if len(numbers) == 1 else " are")
+    return f"{homework.name} hands out {_homeworks(numbers)}'s solutions ({files}): release it after {due} due."
+
+
 def copy_package(package: Path, dest: Path, contents: Contents, code_only: bool = False) -> Path:
     """The part of ``package`` (``genai_hw/`` or ``solutions/genai_hw/``) that a homework carries, at ``dest``.
 
-    The package docstring and ``data/README.md`` keep only the entries for what is shipped.
+    The given modules are the same solved copies whichever package this is (``contents.given``). The
+    package docstring and ``data/README.md`` keep only the entries for what is shipped.
     """
     dest.mkdir(parents=True, exist_ok=True)
     for module in contents.shared + contents.modules:
@@ -236,6 +296,8 @@ def copy_package(package: Path, dest: Path, contents: Contents, code_only: bool 
         if module == "__init__":
             text = "".join(line for line in text.splitlines(keepends=True)
                            if not (m := re.match(r"- ``(\w+)``", line)) or contents.ships(m.group(1)))
+        (dest / f"{module}.py").write_text(text, encoding="utf-8")
+    for module, text in contents.given.items():
         (dest / f"{module}.py").write_text(text, encoding="utf-8")
     if code_only:
         return dest
@@ -325,10 +387,11 @@ def check_points(homework: Homework, cases: list, tests_dir: Path) -> dict[str, 
     return spec
 
 
-def _solution_lines(solutions: Path) -> set[str]:
-    """Distinctive lines of code inside solution regions (for the leak scan)."""
-    lines: set[str] = set()
+def _solution_lines(solutions: Path) -> dict[str, set[str]]:
+    """Distinctive lines of code inside solution regions (for the leak scan), by module (``attention``)."""
+    found: dict[str, set[str]] = {}
     for path in solutions.rglob("*.py"):
+        lines = found.setdefault(path.relative_to(solutions).with_suffix("").as_posix(), set())
         inside = False
         for line in path.read_text(encoding="utf-8").splitlines():
             if stubgen.BEGIN.match(line):
@@ -337,7 +400,7 @@ def _solution_lines(solutions: Path) -> set[str]:
                 inside = False
             elif inside and len(line.strip()) >= 25:
                 lines.add(line.strip())
-    return lines
+    return found
 
 
 def _master_solution_lines(master: Path) -> set[str]:
@@ -361,19 +424,24 @@ def _master_solution_lines(master: Path) -> set[str]:
     return lines
 
 
-def scan_student_release(folder: Path, solutions: Path, case_names: list[str], master: Path) -> list[str]:
+def scan_student_release(folder: Path, solutions: Path, case_names: list[str], master: Path,
+                         given: Iterable[str] = ()) -> list[str]:
     """Everything in a student release that must not be there (empty: clean).
 
     Python files must hold no line of a solution region and no helper that
     only solution code uses; notebooks no line of the master notebook's
     solution blocks, no hidden test and no solution marker; nothing may name a
-    hidden case or ship the reference or the cases.
+    hidden case or ship the reference or the cases. The solutions of the
+    ``given`` modules (an earlier homework's, which the release hands out) are
+    allowed: their regions' lines anywhere, their helpers in their own files.
     """
     problems = []
-    package_lines = _solution_lines(solutions)
+    given = set(given)
+    regions = _solution_lines(solutions)
+    package_lines = set().union(*regions.values()) - set().union(*(regions.get(m, set()) for m in given))
     notebook_lines = _master_solution_lines(master)
     helpers = {path.stem: stubgen.solution_only_helpers(path.read_text(encoding="utf-8"))
-               for path in solutions.glob("*.py")}
+               for path in solutions.glob("*.py") if path.stem not in given}
     for path in sorted(folder.rglob("*")):
         if not path.is_file():
             continue
@@ -443,10 +511,14 @@ def _otter_zip(homework: Homework, assign_out: Path) -> Path:
 
 def build_autograder(root: Path, homework: Homework, assign_out: Path, questions: dict[str, float],
                      data_files: list[str], dest: Path, contents: Contents) -> Path:
-    """Otter's autograder zip, plus the plugin, the hidden cases and the reference of the homework's modules."""
+    """Otter's autograder zip, plus the plugin, the hidden cases, the reference of the homework's modules and of
+    its given ones, and the given modules as handed out (``given/``, named in the manifest's ``given``: the
+    plugin puts them in the submission's ``genai_hw/`` over the uploaded copies)."""
     dest.mkdir(parents=True, exist_ok=True)
     zip_path = dest / f"{homework.name}-autograder.zip"
     manifest = {"homework": homework.name, "questions": questions, "visibility": contents.visibility}
+    if contents.given:
+        manifest["given"] = list(contents.given)
     with zipfile.ZipFile(_otter_zip(homework, assign_out)) as src, \
             zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as out:
         for item in src.infolist():
@@ -471,8 +543,10 @@ def build_autograder(root: Path, homework: Homework, assign_out: Path, questions
         for name in data_files:
             out.write(solutions / "data" / name, f"genai_hw_grading/data/{name}")
         # The reference's code only: the data the cases load travels once, in genai_hw_grading/data/.
-        for module in contents.shared + contents.modules:
+        for module in contents.shared + contents.modules + list(contents.given):
             out.write(solutions / f"{module}.py", f"genai_hw_grading/reference/{PACKAGE}/{module}.py")
+        for module, text in contents.given.items():
+            out.writestr(f"genai_hw_grading/given/{module}.py", text)
     os.chmod(zip_path, 0o600)  # it holds the reference and the hidden cases
     return zip_path
 
@@ -592,6 +666,9 @@ def release(root: Path, names: list[str] | None = None, out: Path | None = None,
     zips = []
     for homework in find_homeworks(root, names):
         contents = release_contents(root, homework)
+        notice = given_notice(root, homework, contents)
+        if notice:
+            log(notice)
         with tempfile.TemporaryDirectory(prefix=f"genai_hw_release_{homework.name}_") as tmp:
             build = Path(tmp)
             assign_out = run_assign(root, homework, build)
@@ -605,7 +682,8 @@ def release(root: Path, names: list[str] | None = None, out: Path | None = None,
             questions = check_points(homework, cases, build / "otter_zip" / "tests")
             student = build_student(root, homework, assign_out, out / "student", contents)
             case_names = [c.name for c in cases]
-            problems = scan_student_release(student, root / "solutions" / PACKAGE, case_names, homework.master)
+            problems = scan_student_release(student, root / "solutions" / PACKAGE, case_names, homework.master,
+                                            contents.given)
             if problems:
                 raise ReleaseError(f"{homework.name}: the student release leaks:\n  " + "\n  ".join(problems))
             ag_zip = build_autograder(root, homework, assign_out, questions, list(getattr(spec, "DATA_FILES", [])),

@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
 
+from autograder import stubgen
 from autograder.release import (
     ReleaseError,
+    build_autograder,
+    build_student,
     copy_package,
     find_homeworks,
+    given_notice,
     release_contents,
+    scan_student_release,
 )
-from conftest import HOMEWORKS, HW01, HW02, ROOT, SOLUTIONS
+from conftest import HOMEWORKS, HW01, HW02, HW05, ROOT, SOLUTIONS, STUBS
+
+HW06 = "hw06_fine_tuning"
 
 
 def contents_of(hw: str, root: Path = ROOT):
@@ -202,3 +210,233 @@ def test_the_notebook_text_names_its_written_questions_by_their_numbers(hw):
     text = " ".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     named = re.findall(r"(?:written answers to|[Qq]uestions) (\d+) and\s+(\d+)", text)
     assert named and all({int(a), int(b)} == manual for a, b in named), (named, manual)
+
+
+# Given modules: homework 6 hands out homework 5's attention.py and sampling.py solved -------------------------
+
+
+@pytest.fixture
+def hw06(project):
+    """Homework 6 in the project copy, its real homework.toml with a stand-in for its notebook and hidden cases
+    (so that these tests check the given modules alone): one cell that imports its module and a given one."""
+    folder = project / "assignments" / HW06
+    source = "from genai_hw.attention import TinyGPT\nfrom genai_hw.finetune import apply_lora\n"
+    (folder / f"{HW06}.ipynb").write_text(json.dumps({
+        "cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": source}],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    (folder / "hidden_cases.py").write_text("CASES = []\n")
+    return find_homeworks(project, [HW06])[0]
+
+
+def fake_assign(homework, tmp: Path) -> Path:
+    """What ``otter assign`` leaves that build_student and build_autograder read: the student notebook and
+    Otter's autograder zip (here with empty files)."""
+    out = tmp / "assign"
+    (out / "student").mkdir(parents=True)
+    (out / "autograder").mkdir()
+    shutil.copy(homework.master, out / "student" / homework.master.name)
+    with zipfile.ZipFile(out / "autograder" / f"{homework.name}-autograder_2025.zip", "w") as zf:
+        for name in ("otter_config.json", "run_otter.py", "setup.sh"):
+            zf.writestr(name, "{}" if name.endswith(".json") else "")
+    return out
+
+
+def without_markers(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines()
+            if not (stubgen.BEGIN.match(line) or stubgen.END.match(line))]
+
+
+def test_homework_6_gives_homework_5s_modules(project, hw06):
+    contents = release_contents(project, hw06)
+    assert contents.modules == ["finetune"] and list(contents.given) == ["attention", "sampling"]
+    assert contents.ships("attention") and contents.ships("sampling") and not contents.ships("ngrams")
+    assert given_notice(project, hw06, contents) == (
+        "hw06_fine_tuning hands out homework 5's solutions (genai_hw/attention.py, genai_hw/sampling.py): "
+        "release it after hw05 is due.")
+    hw05 = contents_of(HW05)
+    assert hw05.modules == ["attention", "sampling"] and hw05.given == {}
+    assert given_notice(ROOT, find_homeworks(ROOT, [HW05])[0], hw05) is None
+
+
+def test_given_modules_count_as_shipped(project, hw06):
+    """finetune.py and the notebook import attention, which homework 6 ships only because it gives it."""
+    spec = hw06.spec_file
+    spec.write_text(spec.read_text().replace('given = ["attention", "sampling"]\n', ""))
+    with pytest.raises(ReleaseError, match=r"solutions/genai_hw/finetune.py uses genai_hw.attention, which this "
+                                           r"homework's release does not ship"):
+        release_contents(project, hw06)
+
+
+@pytest.mark.parametrize("given, message", [
+    ('"attention"', "`given` is 'attention', not a list of names"),
+    ('["attention", 5]', "`given` is ['attention', 5], not a list of names"),
+    ('["attenshun"]', "given module 'attenshun' is not in solutions/genai_hw/"),
+    ('["utils"]', "given module 'utils' has no exercises"),
+    ('["attention", "finetune"]', "module 'finetune' is in both `modules` and `given`"),
+])
+def test_a_wrong_given_gets_a_clear_error(project, hw06, given, message):
+    spec = hw06.spec_file
+    spec.write_text(spec.read_text().replace('given = ["attention", "sampling"]', f"given = {given}"))
+    with pytest.raises(ReleaseError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        release_contents(project, hw06)
+
+
+def test_only_an_earlier_homeworks_module_can_be_given(project):
+    spec = project / "assignments" / HW05 / "homework.toml"
+    spec.write_text(spec.read_text() + 'given = ["finetune"]\n')
+    with pytest.raises(ReleaseError, match=r"given module 'finetune' holds exercises of hw06 \(its BEGIN SOLUTION "
+                                           r"markers\), not only of homeworks before hw05_transformers"):
+        contents_of(HW05, project)
+
+
+def test_release_says_it_hands_out_homework_5s_solutions_before_anything_else(project, hw06, monkeypatch):
+    import autograder.release as release_module
+
+    (project / "genai_hw").symlink_to(STUBS)
+
+    def stop(*args):
+        raise ReleaseError("stopped before otter assign")
+
+    monkeypatch.setattr(release_module, "run_assign", stop)
+    messages: list[str] = []
+    with pytest.raises(ReleaseError, match="stopped before otter assign"):
+        release_module.release(project, [HW06], project / "dist", log=messages.append)
+    assert messages == ["hw06_fine_tuning hands out homework 5's solutions (genai_hw/attention.py, "
+                        "genai_hw/sampling.py): release it after hw05 is due."]
+
+
+@pytest.fixture
+def hw06_student(project, hw06, tmp_path):
+    contents = release_contents(project, hw06)
+    return build_student(ROOT, hw06, fake_assign(hw06, tmp_path), tmp_path / "dist", contents), contents
+
+
+def test_the_student_folder_has_the_given_modules_solved_and_its_own_stubbed(hw06_student):
+    student, contents = hw06_student
+    for module in ("attention", "sampling"):
+        text = (student / "genai_hw" / f"{module}.py").read_text()
+        assert text.startswith(f"# Given in this homework: homework 5's solution of {module}.py (its questions "
+                               "are not graded here).\n")
+        assert "SOLUTION" not in text and "NotImplementedError(\n" not in text
+        assert text.splitlines()[2:] == without_markers(SOLUTIONS / f"{module}.py")
+        assert text == contents.given[module]
+        compile(text, f"{module}.py", "exec")
+    assert (student / "genai_hw" / "finetune.py").read_text() == (STUBS / "finetune.py").read_text()
+    assert "raise NotImplementedError(" in (student / "genai_hw" / "finetune.py").read_text()
+    with zipfile.ZipFile(student.parent / f"{HW06}.zip") as zf:
+        assert zf.read(f"{HW06}/genai_hw/attention.py").decode() == contents.given["attention"]
+
+
+def test_homework_5s_student_folder_still_stubs_its_modules(tmp_path):
+    dest = copy_package(STUBS, tmp_path / "genai_hw", contents_of(HW05))
+    for module in ("attention", "sampling"):
+        assert (dest / f"{module}.py").read_text() == (STUBS / f"{module}.py").read_text()
+    assert not (dest / "finetune.py").exists()
+
+
+def test_the_leak_scan_allows_the_given_solutions_and_nothing_of_homework_6(hw06, hw06_student):
+    student, contents = hw06_student
+    assert scan_student_release(student, SOLUTIONS, [], hw06.master, contents.given) == []
+    unaware = "\n".join(scan_student_release(student, SOLUTIONS, [], hw06.master))
+    assert "genai_hw/attention.py: solution code" in unaware  # what `given` allows
+    finetune = (SOLUTIONS / "finetune.py").read_text()
+    leak = next(line.strip() for number, line in enumerate(finetune.splitlines(), start=1)
+                if number in stubgen.region_lines(finetune) and len(line.strip()) >= 25
+                and not stubgen.BEGIN.match(line) and not stubgen.END.match(line))
+    for module in ("attention", "finetune"):
+        path = student / "genai_hw" / f"{module}.py"
+        clean = path.read_text()
+        path.write_text(clean + f"\n\ndef planted(x):\n    {leak}\n")
+        problems = scan_student_release(student, SOLUTIONS, [], hw06.master, contents.given)
+        assert problems == [f"genai_hw/{module}.py: solution code ({leak[:60]!r})"]
+        path.write_text(clean)
+
+
+def test_the_autograder_carries_the_given_modules_and_homework_5s_nothing_of_homework_6(project, hw06, tmp_path):
+    contents = release_contents(project, hw06)
+    zip_path = build_autograder(project, hw06, fake_assign(hw06, tmp_path / "6"), {}, [], tmp_path / "6", contents)
+    with zipfile.ZipFile(zip_path) as zf:
+        names = set(zf.namelist())
+        manifest = json.loads(zf.read("genai_hw_grading/manifest.json"))
+        assert {n for n in names if n.startswith("genai_hw_grading/reference/")} == {
+            f"genai_hw_grading/reference/genai_hw/{m}.py"
+            for m in ("__init__", "data", "utils", "finetune", "attention", "sampling")}
+        assert manifest["given"] == ["attention", "sampling"]
+        for module in ("attention", "sampling"):
+            assert zf.read(f"genai_hw_grading/given/{module}.py").decode() == contents.given[module]
+    hw05 = find_homeworks(ROOT, [HW05])[0]
+    zip_path = build_autograder(ROOT, hw05, fake_assign(hw05, tmp_path / "5"), {}, [], tmp_path / "5",
+                                contents_of(HW05))
+    with zipfile.ZipFile(zip_path) as zf:
+        names = set(zf.namelist())
+        assert "given" not in json.loads(zf.read("genai_hw_grading/manifest.json"))
+    assert not any("finetune" in n or n.startswith("genai_hw_grading/given/") for n in names)
+    assert "genai_hw_grading/reference/genai_hw/attention.py" in names
+
+
+def test_the_grader_puts_the_given_copy_over_whatever_was_uploaded(tmp_path):
+    from autograder.plugin import put_given
+
+    given, package = tmp_path / "given", tmp_path / "genai_hw"
+    given.mkdir()
+    package.mkdir()
+    for module in ("attention", "sampling", "tokenizer"):
+        (given / f"{module}.py").write_text(f"# the {module} handed out\n")
+    (package / "attention.py").write_text("def softmax(x):\n    return x  # edited\n")
+    (package / "sampling.py").mkdir()
+    (package / "sampling.py" / "x.py").write_text("")
+    (package / "tokenizer.py").write_text("# the tokenizer handed out\n")
+    notes = put_given(package, given, ["attention", "sampling", "tokenizer"])
+    assert [note.split(" is given")[0] for note in notes] == ["genai_hw/attention.py", "genai_hw/sampling.py"]
+    assert all(note.endswith("not the one you uploaded.") for note in notes)
+    for module in ("attention", "sampling", "tokenizer"):
+        assert (package / f"{module}.py").read_text() == f"# the {module} handed out\n"
+    (package / "attention.py").unlink()
+    assert put_given(package, given, ["attention"]) == [
+        "genai_hw/attention.py is given in this homework (an earlier homework's solution): your package and "
+        "notebook were graded with the autograder's copy of it (your upload has none)."]
+
+
+def test_a_submission_is_graded_with_the_given_modules_whatever_it_uploaded(project, hw06, hw06_student, tmp_path,
+                                                                           monkeypatch):
+    """A student who exported from an old homework 5 folder (attention.py a stub) and lost sampling.py: the
+    plugin grades the package and runs the notebook with the autograder's copies, and says so."""
+    import otter.execute.preprocessor
+
+    from autograder.plugin import GenaiHwGrader
+    from autograder.sandbox import Sandbox
+
+    student, contents = hw06_student
+    zip_path = build_autograder(project, hw06, fake_assign(hw06, tmp_path / "ag"), {"q1": 2, "q8": 2}, [],
+                                tmp_path / "ag", contents)
+    source = tmp_path / "run" / "source"
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extractall(source, [n for n in zf.namelist() if n.startswith("genai_hw_grading/")])
+    # Homework 5's cases of one function of each given module stand in for homework 6's.
+    cases = ROOT / "assignments" / HW05 / "hidden_cases.py"
+    (source / "genai_hw_grading" / "hidden_cases.py").write_text(
+        "from pathlib import Path\n\nfrom autograder.harness import load_cases\n\n"
+        f"CASES = [c for c in load_cases(Path({str(cases)!r})) if c.question in ('q1', 'q8')]\n")
+    submission = tmp_path / "run" / "submission"
+    shutil.copytree(student, submission)
+    shutil.copy(STUBS / "attention.py", submission / "genai_hw" / "attention.py")
+    (submission / "genai_hw" / "sampling.py").unlink()
+
+    monkeypatch.setenv("GENAI_HW_SEED", "7")
+    monkeypatch.setenv("GENAI_HW_DATA_DIR", "")  # set by the grading session: restored afterwards
+    monkeypatch.setattr(otter.execute.preprocessor, "EXPORT_CELL_SOURCE",
+                        otter.execute.preprocessor.EXPORT_CELL_SOURCE)  # set by _prepare_kernel_dir
+    grader = GenaiHwGrader(str(submission / f"{HW06}.ipynb"), {}, {})
+    grader.sandbox = Sandbox()
+    try:
+        grader._grade_package()
+        grader._prepare_kernel_dir()
+        in_kernel = {m: path.read_text() if (path := grader.kernel_dir / "genai_hw" / f"{m}.py").is_file() else None
+                     for m in ("attention", "sampling")}
+    finally:
+        grader.sandbox.close()
+    assert grader.error is None
+    assert {r.case.question for r in grader.case_results} == {"q1", "q8"}
+    assert [(r.case.name, r.message) for r in grader.case_results if not r.passed] == []
+    assert in_kernel == {m: contents.given[m] for m in ("attention", "sampling")}
+    assert sum("is given in this homework" in note for note in grader.notes) == 2

@@ -12,6 +12,7 @@ assignment text. The notebooks in the homework folders call into this package.
 - ``diffusion``: noising schedules, the denoising loss and DDPM sampling (homework 4).
 - ``attention``: softmax, self-attention, a transformer block and a tiny GPT (homework 5).
 - ``sampling``: temperature, top-k and generating text one token at a time (homework 5).
+- ``finetune``: counting parameters, LoRA adapters, a fine-tuning step and its memory cost (homework 6).
 - ``data``: loaders for the offline data that ships with the package.
 - ``utils``: seeding, device choice and the grader's cheap mode.
 
