@@ -61,7 +61,8 @@ def test_runs_end_to_end_with_the_reference(release_of, hw, tmp_path):
     export = list((tmp_path / "ref").glob(f"{hw}*.zip"))
     assert len(export) == 1, "the export cell made no zip"
     names = zipfile.ZipFile(export[0]).namelist()
-    modules = release_contents(ROOT, find_homeworks(ROOT, [hw])[0]).modules
+    contents = release_contents(ROOT, find_homeworks(ROOT, [hw])[0])
+    modules = [*contents.modules, *contents.given]
     assert f"{hw}.ipynb" in names and all(f"genai_hw/{m}.py" in names for m in modules)
     assert {n.split("/")[1] for n in names if n.startswith("genai_hw/") and n.count("/") == 1} == {
         f"{m}.py" for m in ["__init__", "data", "utils", *modules]}

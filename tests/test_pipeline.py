@@ -16,7 +16,14 @@ import nbformat
 import pytest
 
 from autograder.harness import load_cases
-from autograder.release import make_submission, otter_run, scan_student_release, score_of
+from autograder.release import (
+    find_homeworks,
+    make_submission,
+    otter_run,
+    release_contents,
+    scan_student_release,
+    score_of,
+)
 from conftest import BROKEN_BY, HW01, HW02, ROOT, SOLUTIONS, STUBS, planted_bugs
 
 pytestmark = pytest.mark.slow
@@ -304,6 +311,12 @@ TORCH_HOMEWORKS = {
                            "genai_hw/data/tiny_gpt_moby.npz"},
                           {"genai_hw/ngrams.py", "genai_hw/diffusion.py", "genai_hw/data/moby_dick.txt",
                            "genai_hw/data/word2vec_bolukbasi_f16.npz"}),
+    # homework 5's modules given solved: in the student folder and in the reference
+    "hw06_fine_tuning": (19, ("finetune", "attention", "sampling"),
+                         {"genai_hw/finetune.py", "genai_hw/attention.py", "genai_hw/sampling.py",
+                          "genai_hw/data/moby_dick_27.txt", "genai_hw/data/tiny_gpt_moby.npz"},
+                         {"genai_hw/ngrams.py", "genai_hw/diffusion.py", "genai_hw/data/moby_dick.txt",
+                          "genai_hw/data/word2vec_bolukbasi_f16.npz"}),
 }
 
 
@@ -316,7 +329,8 @@ def test_torch_homework_release_verified_and_clean(release_of, hw):
     assert f"stubs submission scores 0/{points}" in messages
     cases = [c.name for c in load_cases(ROOT / "assignments" / hw / "hidden_cases.py")]
     master = ROOT / "assignments" / hw / f"{hw}.ipynb"
-    assert scan_student_release(released["student"], SOLUTIONS, cases, master) == []
+    given = release_contents(ROOT, find_homeworks(ROOT, [hw])[0]).given
+    assert scan_student_release(released["student"], SOLUTIONS, cases, master, given) == []
     package = {p.relative_to(released["student"]).as_posix() for p in (released["student"] / "genai_hw").rglob("*")
                if p.is_file()}
     assert shipped <= package and not package & absent
