@@ -36,6 +36,14 @@ def _check_module(name: str, value: Any) -> nn.Module:
     return value
 
 
+def _check_alpha(alpha: Any) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+        raise TypeError(f"alpha must be a number, got {type(alpha).__name__} {alpha!r}"[:200])
+    if not alpha > 0:
+        raise ValueError(f"alpha must be positive, got {alpha}")
+    return alpha
+
+
 def _check_count(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}"[:200])
@@ -111,10 +119,7 @@ class LoRALinear(nn.Module):
         if not isinstance(base, nn.Linear):
             raise TypeError(f"base must be a torch.nn.Linear, got {type(base).__name__}")
         _check_count("r", r, 1)
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-            raise TypeError(f"alpha must be a number, got {type(alpha).__name__} {alpha!r}"[:200])
-        if not alpha > 0:
-            raise ValueError(f"alpha must be positive, got {alpha}")
+        _check_alpha(alpha)
         self.r, self.alpha, self.scale = r, alpha, alpha / r
         raise NotImplementedError(
             '__init__() is not written yet: implement it in genai_hw/finetune.py '
@@ -184,14 +189,15 @@ def apply_lora(model: nn.Module, r: int, alpha: float, targets: list[str],
     parameters, so 8 adapters give 20,480 (2.45 % of the 835,072 parameters the model then holds).
 
     Raises:
-        TypeError: if ``model`` is not an ``nn.Module`` or ``targets`` not a non-empty list of str.
-        ValueError: as in step 1, or if ``r`` < 1 or ``alpha`` <= 0.
+        TypeError: if ``model`` is not an ``nn.Module``, ``targets`` not a non-empty list of str, ``r`` not an
+            int or ``alpha`` not a number.
+        ValueError: as in step 1 (each target must match at least one module), or if ``r`` < 1 or
+            ``alpha`` <= 0.
     """
     _check_module("model", model)
     targets = _check_targets(targets)
     _check_count("r", r, 1)
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
-        raise ValueError(f"alpha must be a positive number, got {alpha!r}"[:200])
+    _check_alpha(alpha)
     raise NotImplementedError(
         'apply_lora() is not written yet: implement it in genai_hw/finetune.py '
         '(homework 6, question q4)'
@@ -208,8 +214,8 @@ def merge_lora(layer: LoRALinear) -> nn.Linear:
     Returns:
         A new ``nn.Linear(in, out)`` (with a bias exactly when the base has one) on the device and dtype
         of the base's weight, whose ``weight`` is ``W + scale * (B @ A)`` and whose ``bias`` is a copy of the
-        base's; its parameters are frozen (``requires_grad`` False), as the base's are. ``layer`` itself is
-        left as it was.
+        base's (how the layer is made does not matter: those values replace its own); its parameters are
+        frozen (``requires_grad`` False), as the base's are. ``layer`` itself is left as it was.
 
     Worked example: the layer of :meth:`LoRALinear.forward`'s example merges into weight ``[[1., 0.],
     [0., 1.]] + 2 * [[0.5], [0.]] @ [[1., 1.]] = [[2., 1.], [0., 1.]]`` and bias ``[0., 1.]``; ``x = [[1., 2.]]``
@@ -269,7 +275,8 @@ def finetune_step(model: nn.Module, optimizer: torch.optim.Optimizer, ids: torch
 
     In this order: ``optimizer.zero_grad()``; ``loss = next_token_loss(model(ids), ids)`` (homework 5's
     loss: every position predicts the token after it); ``loss.backward()``; ``optimizer.step()``; return
-    ``float(loss)``.
+    ``float(loss.detach())`` (the loss computed before the update, as a plain float; ``detach()`` spares
+    torch's warning about converting a tensor that requires grad).
 
     The same step serves a full fine-tune (the optimiser holds every parameter) and LoRA (it holds only
     the adapters' ``A`` and ``B``; the frozen weights get no gradient and do not move). Forgetting
