@@ -1,5 +1,5 @@
 """Wall time of a homework's student notebook run end to end with the reference package
-in a real Jupyter kernel (budget: under 3 minutes on 2 cores, hw05 5 minutes), and its slowest cells.
+in a real Jupyter kernel (budget: under 3 minutes on 2 cores, hw05 and hw06 5 minutes), and its slowest cells.
 
     python bench/notebook.py [--homework hw01_ngrams ...] [--keep DIR] [--cells N]
 
@@ -60,7 +60,7 @@ def main() -> None:
         if args.keep is not None:
             args.keep.mkdir(parents=True, exist_ok=True)
             nbformat.write(nb, args.keep / f"{hw}.ipynb")
-        budget = 300.0 if hw.startswith("hw05") else 180.0
+        budget = 300.0 if hw.startswith(("hw05", "hw06")) else 180.0
         report(f"notebook_{hw}", {"seconds": seconds, "budget_s": budget, "cpus": len(os.sched_getaffinity(0))})
 
 
