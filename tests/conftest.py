@@ -58,7 +58,8 @@ HW02 = "hw02_tokens_embeddings"
 HW03 = "hw03_gans_vaes"
 HW04 = "hw04_diffusion"
 HW05 = "hw05_transformers"
-HOMEWORKS = [HW01, HW02, HW03, HW04, HW05]
+HW06 = "hw06_fine_tuning"
+HOMEWORKS = [HW01, HW02, HW03, HW04, HW05, HW06]
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import pytest
 from nbclient import NotebookClient
 
 from autograder.release import copy_package, find_homeworks, release_contents
-from conftest import HOMEWORKS, HW01, HW02, HW04, HW05, ROOT, SOLUTIONS, STUBS, package_questions
+from conftest import HOMEWORKS, HW01, HW02, HW04, HW05, HW06, ROOT, SOLUTIONS, STUBS, package_questions
 
 pytestmark = pytest.mark.slow
 
@@ -99,8 +99,37 @@ def test_runs_end_to_end_with_the_reference(release_of, hw, tmp_path):
         unseen = re.search(r"27\.00 \(1/27 for every symbol, by construction\); TinyGPT's is ([\d.]+)", printed)
         backoff = re.search(r"backs off to the longest context it saw scores ([\d.]+) there", printed)
         assert unseen and backoff and float(unseen.group(1)) < float(backoff.group(1)) < 27, printed[-3000:]
+    elif hw == HW06:
+        check_fine_tuning_run(nb, printed)
     else:
         notebook_hw03.check_reference_run(nb, printed)
+
+
+def check_fine_tuning_run(nb, printed: str) -> None:
+    """Homework 6's CPU run shows what its texts say: the runs' table, forgetting, the merge, the cost table."""
+    before = re.search(r"the pretrained model: ([\d.]+) on the new held-out text, ([\d.]+) on Moby-Dick's", printed)
+    assert before and float(before.group(1)) > float(before.group(2)), printed[-3000:]
+    rows = {m.group(1).strip(): (int(m.group(2).replace(",", "")), float(m.group(3)), float(m.group(4)))
+            for m in re.finditer(r"^ *(full fine-tune|LoRA r = \d+|full, lr = 1e-4) +([\d,]+) +[\d.]+% +[\d.]+ +"
+                                 r"([\d.]+) +([\d.]+)$", printed, re.M)}
+    assert set(rows) == {"full fine-tune", "LoRA r = 1", "LoRA r = 4", "LoRA r = 16", "full, lr = 1e-4"}, rows
+    assert [rows[r][0] for r in ("LoRA r = 1", "LoRA r = 4", "LoRA r = 16")] == [5_120, 20_480, 81_920]
+    learned = [rows[r][1] for r in ("full fine-tune", "LoRA r = 16", "LoRA r = 4", "LoRA r = 1")]
+    forgot = [rows[r][2] for r in ("full fine-tune", "LoRA r = 16", "LoRA r = 4", "LoRA r = 1")]
+    pretrained_new, pretrained_moby = float(before.group(1)), float(before.group(2))
+    # the text: at one learning rate, the more that trains, the further a run learns and the more it forgets
+    assert learned == sorted(learned) and max(learned) < pretrained_new, rows
+    assert forgot == sorted(forgot, reverse=True) and min(forgot) > pretrained_moby, rows
+    assert rows["full, lr = 1e-4"][2] < min(forgot), rows  # the fifth run forgets less than any LoRA run
+    quoted = "".join(c.source for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("The figures"))
+    for number in re.findall(r"\b\d\.\d\d\b", quoted):
+        assert number in printed, f"the text quotes {number}, which the run did not print"
+    assert printed.count("with B = 0 the output equals the base's exactly: True") == 3
+    merged = re.findall(r"largest difference of the logits ([\d.e+-]+); held-out perplexity ([\d.]+) adapted, "
+                        r"([\d.]+) merged", printed)
+    assert len(merged) == 3 and all(float(d) < 1e-4 and a == b for d, a, b in merged), merged
+    assert printed.count("x 4 bytes: True") == 2  # the cost table's measured bytes: AdamW's step counters apart
+    assert re.search(r"full fine-tune, float32 +28\.00 +28\.00 +56\.00 +112\.00 +no", printed)
 
 @pytest.mark.parametrize("hw", HOMEWORKS)
 def test_with_stubs_fails_only_with_not_implemented(release_of, hw, tmp_path):

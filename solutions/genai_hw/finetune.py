@@ -100,11 +100,11 @@ class LoRALinear(nn.Module):
         3. ``self.B``: an ``nn.Parameter`` of zeros, shape (out, r), on that device and dtype.
 
         ``B = 0`` makes the adapted layer start *exactly* equal to the base (``B A = 0``), so fine-tuning
-        starts from the pretrained model; ``A`` must be random, or every row of ``B`` would get the same
-        gradient and the adapter would stay at rank 1 or less. ``A`` and ``B`` train (``nn.Parameter``
-        requires grad by default). ``generator`` is a ``torch.Generator`` on the CPU, or None for torch's
-        global one. In peft's names, ``A`` is ``lora_A.weight``, ``B`` is ``lora_B.weight`` and ``scale`` is
-        ``scaling``.
+        starts from the pretrained model; ``A`` must not be 0 as well: with ``A = B = 0`` both gradients are
+        0 and the adapter never moves (``B``'s gradient passes through ``x A^T``, ``A``'s through ``B``).
+        ``A`` and ``B`` train (``nn.Parameter`` requires grad by default). ``generator`` is a
+        ``torch.Generator`` on the CPU, or None for torch's global one. In peft's names, ``A`` is
+        ``lora_A.weight``, ``B`` is ``lora_B.weight`` and ``scale`` is ``scaling``.
 
         Worked example: ``LoRALinear(nn.Linear(3, 2), r=1, alpha=2.0, generator=torch.Generator().
         manual_seed(0))`` has ``A = [[1.5410, -0.2934, -2.1788]]`` (shape (1, 3)), ``B = [[0.], [0.]]``,
@@ -348,7 +348,8 @@ def training_memory(n_parameters: int, n_trainable: int, bytes_per_value: int = 
 
     Worked example: a full fine-tune of a 7-billion-parameter model in float32 with AdamW,
     ``training_memory(7_000_000_000, 7_000_000_000)``, holds 28 GB of weights, 28 GB of gradients and
-    56 GB of optimiser state: ``total = 112,000,000,000`` bytes (112 GB), beyond any single GPU of 2024.
+    56 GB of optimiser state: ``total = 112,000,000,000`` bytes (112 GB), more than the 80 GB of one A100
+    or H100.
     ``training_memory(10, 4, 2, 2)`` is ``{"weights": 20, "gradients": 8, "optimizer": 16, "total": 44}``.
 
     Raises:
