@@ -133,8 +133,9 @@ class TrainStepSpec:
 
     ``TrainStepSpec("finetune", 3, {"model": {...}, "frozen": ["blocks.0"], "batch": 2, "lr": 0.1})``: the
     arguments of ``finetune.finetune_step``: the TinyGPT of ``ModelSpec("gpt", 3, model)`` with the
-    parameters whose names start with a ``frozen`` prefix frozen, SGD over the others (gradients left from
-    an earlier step on them), and a batch of random ids of shape (batch, model's context_length).
+    parameters whose names start with a ``frozen`` prefix frozen, a :class:`PlainSGD` over the others
+    (gradients left from an earlier step on them), and a batch of random ids of shape (batch, model's
+    context_length).
     """
 
     KINDS = ("gan", "lora", "finetune")
@@ -174,7 +175,7 @@ class TrainStepSpec:
             else:
                 parameter.grad = torch.randn(parameter.shape, generator=data).to(parameter.device)
                 trainable.append(parameter)
-        optimizer = torch.optim.SGD(trainable, lr=float(o["lr"]))
+        optimizer = PlainSGD(trainable, float(o["lr"]))
         ids = torch.randint(0, model.vocab_size, (int(o["batch"]), model.context_length), generator=data)
         return [model, optimizer, ids.to(tensor_device())]
 
@@ -218,6 +219,36 @@ class TrainStepSpec:
 
     def __repr__(self) -> str:
         return f"<{self.kind} training set-up, seed {self.seed}, {self.options}>"
+
+
+class PlainSGD:
+    """Plain SGD with what a training step uses of ``torch.optim.SGD``: ``zero_grad()`` and ``step()``.
+
+    Not torch.optim's own: the first use of a ``torch.optim`` optimiser in a process imports
+    ``torch._dynamo`` (about a second and 68 MiB here), which every runner would pay once per grading.
+    ``step()`` moves each parameter by ``-lr * grad`` as ``torch.optim.SGD(params, lr)`` does.
+    """
+
+    def __init__(self, params: Any, lr: float) -> None:
+        self.lr = float(lr)
+        self.param_groups = [{"params": list(params), "lr": self.lr}]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.param_groups[0]["params"]:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.detach_().zero_()
+
+    def step(self, closure: Any = None) -> Any:
+        import torch
+
+        loss = closure() if closure is not None else None
+        with torch.no_grad():
+            for p in self.param_groups[0]["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=-self.lr)
+        return loss
 
 
 class ModelSpec:
