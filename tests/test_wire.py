@@ -241,3 +241,23 @@ def test_a_returned_module_crosses_as_its_class_name_parameters_and_what_trains(
         sys.path.remove(str(SOLUTIONS.parent))
         for name in [n for n in sys.modules if n == "genai_hw" or n.startswith("genai_hw.")]:
             del sys.modules[name]
+
+
+def test_the_plain_sgd_of_the_training_setups_steps_exactly_as_torchs():
+    """finetune_step's set-up avoids torch.optim (its first use imports torch._dynamo); its stand-in must move
+    the parameters bit for bit as ``torch.optim.SGD`` does, and forgetting ``zero_grad`` must still show."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    ours, theirs = (torch.nn.Linear(4, 3) for _ in range(2))
+    theirs.load_state_dict(ours.state_dict())
+    plain, reference = wire.PlainSGD(ours.parameters(), 0.1), torch.optim.SGD(theirs.parameters(), lr=0.1)
+    x = torch.randn(5, 4, generator=g)
+    for step in range(3):
+        for model, optimizer in ((ours, plain), (theirs, reference)):
+            if step != 1:  # step 1 forgets zero_grad: the gradients add up on both sides alike
+                optimizer.zero_grad()
+            model(x).square().sum().backward()
+            optimizer.step()
+        for p, q in zip(ours.parameters(), theirs.parameters()):
+            assert torch.equal(p, q)
