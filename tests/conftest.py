@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,13 +20,28 @@ HW01 = "hw01_ngrams"
 sys.path.insert(0, str(ROOT))
 
 
-def plant(tmp: Path, replacements: dict[str, list[tuple[str, str]]], name: str = "genai_hw") -> Path:
-    """A copy of the reference package with each ``old`` text replaced by ``new``.
+@functools.cache
+def shipped(hw: str, package: Path = SOLUTIONS) -> Path:
+    """The part of ``package`` (the reference or the stubs) that homework ``hw``'s release ships: its modules,
+    the shared helpers and its data, as a student's upload of that homework carries them (made once per
+    session). Uploading the whole package instead would zip 18 MB of other homeworks' data and make the
+    runner import torch for homework 1."""
+    from autograder.release import copy_package, find_homeworks, release_contents
+
+    folder = Path(tempfile.mkdtemp(prefix=f"genai-hw-{hw}-{package.parent.name}-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder.chmod(0o755)
+    return copy_package(package, folder / "genai_hw", release_contents(ROOT, find_homeworks(ROOT, [hw])[0]))
+
+
+def plant(tmp: Path, replacements: dict[str, list[tuple[str, str]]], name: str = "genai_hw",
+          source: Path = SOLUTIONS) -> Path:
+    """A copy of the reference package (or ``source``) with each ``old`` text replaced by ``new``.
 
     Every ``old`` must occur exactly once, so a planted bug never silently misses.
     """
     dest = tmp / name
-    shutil.copytree(SOLUTIONS, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__"))
     for module, pairs in replacements.items():
         path = dest / f"{module}.py"
         text = path.read_text()
@@ -47,11 +65,12 @@ BROKEN_BY = {"q2": {"q2"}, "q6": {"q6", "q7"}, "q8": {"q8"}}
 
 
 def planted_bugs(tmp: Path, questions: list[str]) -> Path:
+    """Homework 1's part of the reference with the bugs of ``questions`` planted."""
     replacements: dict[str, list[tuple[str, str]]] = {}
     for q in questions:
         module, old, new = BUGS[q]
         replacements.setdefault(module, []).append((old, new))
-    return plant(tmp, replacements)
+    return plant(tmp, replacements, source=shipped(HW01))
 
 
 HW02 = "hw02_tokens_embeddings"

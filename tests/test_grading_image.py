@@ -11,7 +11,7 @@ from importlib.metadata import version
 import pytest
 
 from autograder.release import make_submission
-from conftest import HW01, ROOT, SOLUTIONS
+from conftest import HW01, ROOT, shipped
 
 
 def test_grading_pins_are_the_tested_versions():
@@ -54,7 +54,7 @@ def test_autograder_zip_grades_in_gradescopes_layout(released, solution_notebook
     for sub in ("source", "submission", "results"):
         (ag / sub).mkdir(parents=True)
     zipfile.ZipFile(released["zip"]).extractall(ag / "source")
-    zipfile.ZipFile(make_submission(solution_notebook, SOLUTIONS, tmp_path / "s.zip")).extractall(ag / "submission")
+    zipfile.ZipFile(make_submission(solution_notebook, shipped(HW01), tmp_path / "s.zip")).extractall(ag / "submission")
     (ag / "submission_metadata.json").write_text("{}")
     script = GRADESCOPE.format(root=ROOT, source=ag / "source", ag=ag)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)

@@ -20,6 +20,7 @@ from conftest import (
     case_scores,
     plant,
     planted_bugs,
+    shipped,
 )
 
 CASES = load_cases(ROOT / "assignments" / HW01 / "hidden_cases.py")
@@ -27,26 +28,26 @@ CASES = load_cases(ROOT / "assignments" / HW01 / "hidden_cases.py")
 
 @pytest.mark.parametrize("seed", [0, 1, 987654321])
 def test_reference_passes_every_case(reference, seed):
-    results = grade_cases(CASES, SOLUTIONS, SOLUTIONS, seed)
+    results = grade_cases(CASES, shipped(HW01), shipped(HW01), seed)
     failed = [(r.case.name, r.message) for r in results if not r.passed]
     assert failed == []
 
 
 def test_stubs_fail_every_case_with_their_message(reference):
-    results = grade_cases(CASES, STUBS, SOLUTIONS, 5)
+    results = grade_cases(CASES, shipped(HW01, STUBS), shipped(HW01), 5)
     assert all(not r.passed for r in results)
     assert all("NotImplementedError" in r.message and "is not written yet" in r.message for r in results)
 
 
 def test_missing_package_says_so(reference):
-    results = grade_cases(CASES, None, SOLUTIONS, 5)
+    results = grade_cases(CASES, None, shipped(HW01), 5)
     assert all(r.message == PACKAGE_MISSING for r in results)
 
 
 @pytest.mark.parametrize("question", sorted(BUGS))
 def test_planted_bug_costs_exactly_its_question(reference, tmp_path, question):
     package = planted_bugs(tmp_path, [question])
-    assert_costs_exactly(grade_cases(CASES, package, SOLUTIONS, 11), BROKEN_BY[question], question)
+    assert_costs_exactly(grade_cases(CASES, package, shipped(HW01), 11), BROKEN_BY[question], question)
 
 
 def test_same_seed_same_inputs_new_seed_new_inputs(reference):
@@ -103,13 +104,13 @@ HOSTILE = {
 @pytest.mark.parametrize("kind", sorted(HOSTILE))
 def test_hostile_code_costs_only_its_own_cases(reference, tmp_path, kind):
     module, old, new = HOSTILE[kind]
-    package = plant(tmp_path, {module: [(old, new)]})
+    package = plant(tmp_path, {module: [(old, new)]}, source=shipped(HW01))
     # Short per-call timeouts keep the test fast; the mechanism is the same.
     from dataclasses import replace
 
     cases = [replace(c, timeout=0.5) for c in CASES]
     start = time.monotonic()
-    results = grade_cases(cases, package, SOLUTIONS, 3)
+    results = grade_cases(cases, package, shipped(HW01), 3)
     elapsed = time.monotonic() - start
     broken = {"loop": "q2", "stubborn": "q2", "exit": "q8", "liar": "q4", "snoop": "q1",
               "noisy": None, "forger": None, "overflow": "q8", "unwritable": "q8", "hog": "q8",
@@ -138,8 +139,8 @@ def test_edge_case_messages_do_not_show_expected_values(reference, tmp_path):
     """A table of answers learned from failure messages gains nothing: for a fixed input (the same at
     every run) the message shows the input and what came back; random inputs also show the expected value."""
     package = plant(tmp_path, {"ngrams": [('    return re.sub(r"[^A-Z]+", " ", text.upper())',
-                                           '    return "WRONG"')]})
-    results = {r.case.name: r for r in grade_cases(CASES, package, SOLUTIONS, 21)}
+                                           '    return "WRONG"')]}, source=shipped(HW01))
+    results = {r.case.name: r for r in grade_cases(CASES, package, shipped(HW01), 21)}
     fixed, random = results["normalize_edge_cases"], results["normalize_random_text"]
     assert not fixed.passed and "WRONG" in fixed.message and "CALL ME ISHMAEL" not in fixed.message
     assert "expected" not in fixed.message.split(":", 2)[-1].split("(")[0]
@@ -151,8 +152,8 @@ def test_edge_case_messages_do_not_show_expected_values(reference, tmp_path):
 def test_twenty_regrades_give_the_same_scores(reference, tmp_path, package):
     """Every grading draws new random inputs; a correct and a consistently buggy submission still get the
     same score every time."""
-    folder = SOLUTIONS if package == "reference" else planted_bugs(tmp_path, ["q6", "q8"])
-    totals = {tuple(sorted(case_scores(grade_cases(CASES, folder, SOLUTIONS, seed)).items())) for seed in range(20)}
+    folder = shipped(HW01) if package == "reference" else planted_bugs(tmp_path, ["q6", "q8"])
+    totals = {tuple(sorted(case_scores(grade_cases(CASES, folder, shipped(HW01), seed)).items())) for seed in range(20)}
     assert len(totals) == 1, totals
 
 

@@ -29,7 +29,7 @@ from test_security import HANGS, per_question, submission
 
 from autograder import sandbox
 from autograder.release import make_submission, otter_run
-from conftest import BROKEN_BY, ROOT, SOLUTIONS, STUBS, planted_bugs, tcp_server
+from conftest import BROKEN_BY, HW01, ROOT, SOLUTIONS, STUBS, planted_bugs, shipped, tcp_server
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() == 0 and not shutil.which("setpriv"), reason="needs setpriv")]
@@ -273,8 +273,8 @@ def test_a_laptop_grading_keeps_the_limits_and_scores_as_root_does(released, sol
     """The reference, the stubs, planted bugs and a package function past the memory limit: per question,
     each scores in namespaces what it scores as root (as separate users, where the tests run as root) with the
     same seed, and the memory hog is stopped with the limit's message."""
-    uploads = {"reference.zip": make_submission(solution_notebook, SOLUTIONS, tmp_path / "reference.zip"),
-               "stubs.zip": make_submission(released["notebook"], STUBS, tmp_path / "stubs.zip")}
+    uploads = {"reference.zip": make_submission(solution_notebook, shipped(HW01), tmp_path / "reference.zip"),
+               "stubs.zip": make_submission(released["notebook"], shipped(HW01, STUBS), tmp_path / "stubs.zip")}
     for bugs in (["q2", "q8"], ["q6"]):
         name = "bugs-" + "-".join(bugs)
         uploads[f"{name}.zip"] = make_submission(solution_notebook, planted_bugs(tmp_path / name, bugs),
@@ -282,7 +282,7 @@ def test_a_laptop_grading_keeps_the_limits_and_scores_as_root_does(released, sol
     (tmp_path / "hog").mkdir()
     shutil.copy(solution_notebook, tmp_path / "hog" / solution_notebook.name)
     package = tmp_path / "hog" / "genai_hw"
-    shutil.copytree(SOLUTIONS, package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(shipped(HW01), package, ignore=shutil.ignore_patterns("__pycache__"))
     (package / "ngrams.py").write_text((package / "ngrams.py").read_text() + "\n" + MEMORY_HOG)
     uploads["hog.zip"] = make_submission(tmp_path / "hog" / solution_notebook.name, package, tmp_path / "hog.zip")
     proc, rows = laptop.grade(uploads, "--seed", "11", "--jobs", "2")
@@ -311,7 +311,7 @@ def test_where_nothing_isolates_grading_is_refused_unless_asked(released, laptop
     --unsafe-no-isolation it grades and says NOT isolated on the row, in the report and in the record."""
     wrapper = [sys.executable, "-c", "import runpy, sys; from autograder.seccomp import confine; confine(); "
                "sys.argv[0] = 'genai-hw'; runpy.run_module('autograder.cli', run_name='__main__')"]
-    uploads = {"stubs.zip": make_submission(released["notebook"], STUBS, tmp_path / "stubs.zip")}
+    uploads = {"stubs.zip": make_submission(released["notebook"], shipped(HW01, STUBS), tmp_path / "stubs.zip")}
     refused, rows = laptop.grade(uploads, python=wrapper)
     assert refused.returncode == 2 and rows == {}, refused.stderr[-2000:]
     assert "submissions cannot be isolated here" in refused.stderr and "--unsafe-no-isolation" in refused.stderr
@@ -338,7 +338,7 @@ def test_a_killed_laptop_grader_leaves_nothing_running_or_on_disk(released, solu
     folder = tmp_path / "sleepy"
     folder.mkdir()
     nbformat.write(nb, folder / solution_notebook.name)
-    shutil.copy(make_submission(folder / solution_notebook.name, SOLUTIONS, folder / "sleepy.zip"),
+    shutil.copy(make_submission(folder / solution_notebook.name, shipped(HW01), folder / "sleepy.zip"),
                 laptop.home / "sub.zip")
     laptop.own()
     grader = subprocess.Popen(laptop.argv([sys.executable, "-m", "otter", "run", "--no-logo", "-a", "ag.zip", "-o",
@@ -373,7 +373,7 @@ def test_a_laptop_grading_interrupts_a_slow_cell_and_stops_a_hung_notebook(relea
     question is lost), as with root."""
     uploads = {}
     for name, cell in (("slow", "import time\ntime.sleep(60)"), ("deaf", HANGS["swallows_interrupts"])):
-        uploads[f"{name}.zip"] = submission(released, tmp_path, cells=(cell,), package=SOLUTIONS,
+        uploads[f"{name}.zip"] = submission(released, tmp_path, cells=(cell,), package=shipped(HW01),
                                             notebook=solution_notebook)
     start = time.monotonic()
     proc, rows = laptop.grade(uploads, "--jobs", "2",

@@ -21,7 +21,7 @@ import pytest
 
 from autograder import sandbox
 from autograder.release import find_homeworks, make_submission, otter_run, run_assign, score_of
-from conftest import HOMEWORKS, ROOT, SOLUTIONS
+from conftest import HOMEWORKS, ROOT, shipped
 
 sys.path.insert(0, str(ROOT / "bench"))
 from _util import MemoryCgroup, _tree_rss_kib  # noqa: E402
@@ -35,15 +35,15 @@ POOL = set(range(sandbox.UID_BASE, sandbox.UID_BASE + 2 * sandbox.SLOTS))
 def graded(released, solution_notebook, tmp: Path, cell: str | None = None,
            append: dict[str, str] | None = None, cgroup: MemoryCgroup | None = None,
            env: dict[str, str] | None = None) -> tuple[dict, float]:
-    """Grade the reference plus ``cell`` (first in the notebook) and code appended to package modules
-    (in ``cgroup``, with ``env`` added to the grader's environment); return results.json and the whole
-    tree's peak memory (MiB)."""
+    """Grade the reference (the part its homework ships) plus ``cell`` (first in the notebook) and code
+    appended to package modules (in ``cgroup``, with ``env`` added to the grader's environment); return
+    results.json and the whole tree's peak memory (MiB)."""
     nb = nbformat.read(solution_notebook, as_version=4)
     if cell:
         nb.cells.insert(1, nbformat.v4.new_code_cell(cell))
     nbformat.write(nb, tmp / solution_notebook.name)
     package = tmp / "genai_hw"
-    shutil.copytree(SOLUTIONS, package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(shipped(released["hw"]), package, ignore=shutil.ignore_patterns("__pycache__"))
     for module, code in (append or {}).items():
         path = package / f"{module}.py"
         path.write_text(path.read_text() + "\n" + code + "\n")
@@ -177,7 +177,7 @@ def test_a_grading_killed_midway_still_shows_the_package_questions(released, sol
     nb = nbformat.read(solution_notebook, as_version=4)
     nb.cells.insert(1, nbformat.v4.new_code_cell("import time\ntime.sleep(120)"))
     nbformat.write(nb, tmp_path / solution_notebook.name)
-    upload = make_submission(tmp_path / solution_notebook.name, SOLUTIONS, tmp_path / "upload.zip")
+    upload = make_submission(tmp_path / solution_notebook.name, shipped(released["hw"]), tmp_path / "upload.zip")
     results = otter_run(released["zip"], upload, tmp_path / "out", timeout=25)
     got = scores(results)
     assert "error" in results and "did not finish" in results["error"]

@@ -24,7 +24,7 @@ from autograder.release import (
     scan_student_release,
     score_of,
 )
-from conftest import BROKEN_BY, HW01, HW02, ROOT, SOLUTIONS, STUBS, planted_bugs
+from conftest import BROKEN_BY, HW01, HW02, ROOT, SOLUTIONS, STUBS, planted_bugs, shipped
 
 pytestmark = pytest.mark.slow
 PACKAGE_QUESTIONS = [f"q{i}" for i in range(1, 9)]
@@ -168,7 +168,7 @@ def test_notebook_cannot_tamper_with_package_grading(released, solution_notebook
     source = TAMPER.format(report=str(found), ngrams=(SOLUTIONS / "ngrams.py").read_text(),
                            training=(SOLUTIONS / "training.py").read_text())
     notebook = with_extra_cell(solution_notebook, source, tmp_path / f"{HW01}.ipynb")
-    submission = make_submission(notebook, STUBS, tmp_path / "tamper.zip")
+    submission = make_submission(notebook, shipped(HW01, STUBS), tmp_path / "tamper.zip")
     results = otter_run(released["zip"], submission, tmp_path / "out")
     assert not Path("/tmp/genai_hw_tamper_pwned").exists(), "Otter's process ran the notebook's payload"
     assert found.read_text() == "0"
@@ -180,7 +180,7 @@ def test_notebook_cannot_tamper_with_package_grading(released, solution_notebook
 
 def test_dying_kernel_still_gives_results(released, solution_notebook, tmp_path):
     notebook = with_extra_cell(solution_notebook, "import os\nos._exit(1)", tmp_path / f"{HW01}.ipynb", position=5)
-    submission = make_submission(notebook, SOLUTIONS, tmp_path / "dies.zip")
+    submission = make_submission(notebook, shipped(HW01), tmp_path / "dies.zip")
     results = otter_run(released["zip"], submission, tmp_path / "out")
     scores = per_question(results)
     assert all(scores[q][0] == scores[q][1] for q in PACKAGE_QUESTIONS), scores
@@ -195,12 +195,12 @@ def graded_class(released, solution_notebook, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("class")
     subs = tmp / "subs"
     subs.mkdir()
-    make_submission(solution_notebook, SOLUTIONS, subs / "alice.zip")
-    make_submission(released["notebook"], STUBS, subs / "bob.zip")
+    make_submission(solution_notebook, shipped(HW01), subs / "alice.zip")
+    make_submission(released["notebook"], shipped(HW01, STUBS), subs / "bob.zip")
     (subs / "carol.zip").write_bytes(b"this is not a zip file")
     make_submission(solution_notebook, planted_bugs(tmp / "dave", ["q2", "q8"]), subs / "dave.zip")
     hanging = with_extra_cell(solution_notebook, "import time\ntime.sleep(300)", tmp / f"{HW01}.ipynb")
-    make_submission(hanging, SOLUTIONS, subs / "erin.zip")
+    make_submission(hanging, shipped(HW01), subs / "erin.zip")
     proc = subprocess.run([sys.executable, "-m", "autograder.cli", "grade", "--autograder", str(released["zip"]),
                            str(subs), "--out", str(tmp / "grades"), "--jobs", "2", "--timeout", "45"],
                           capture_output=True, text=True, cwd=ROOT)

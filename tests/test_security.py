@@ -32,7 +32,7 @@ import pytest
 
 from autograder import sandbox
 from autograder.release import make_submission, otter_run, score_of
-from conftest import ROOT, SOLUTIONS, STUBS, tcp_server
+from conftest import HW01, ROOT, STUBS, shipped, tcp_server
 
 pytestmark = pytest.mark.slow
 root_only = pytest.mark.skipif(not sandbox.isolating(), reason="student users need a root grader")
@@ -72,11 +72,13 @@ def findings(report_dir: Path, name: str) -> dict:
     return json.loads(path.read_text())
 
 
-def submission(released: dict, tmp: Path, cells: tuple[str, ...] = (), package: Path = STUBS,
+def submission(released: dict, tmp: Path, cells: tuple[str, ...] = (), package: Path | None = None,
                append: dict[str, str] | None = None, extra: dict[str, bytes] | None = None,
                notebook: Path | None = None) -> Path:
-    """The student release's notebook (plus ``cells`` at the top) and ``package`` (plus code appended to
-    its modules), zipped as the export cell does, plus ``extra`` files at the zip's root."""
+    """The student release's notebook (plus ``cells`` at the top) and ``package`` (default: homework 1's
+    stubs; plus code appended to its modules), zipped as the export cell does, plus ``extra`` files at the
+    zip's root."""
+    package = package or shipped(HW01, STUBS)
     nb = nbformat.read(notebook or released["notebook"], as_version=4)
     for position, source in enumerate(cells, start=1):
         nb.cells.insert(position, nbformat.v4.new_code_cell(source))
@@ -375,12 +377,13 @@ def test_student_code_cannot_reach_the_reference_process(tmp_path, report_dir):
     everything, and the reference's outcomes still arrive. The reference takes 3 s to import here, so it is
     there to be attacked; its folder is gone after the grading."""
     from autograder.harness import grade_cases, load_cases
-    from conftest import HW01, plant
+    from conftest import plant
 
     slow = "import time\ntime.sleep(3)\n__version__"
-    reference = plant(tmp_path / "reference", {"__init__": [("__version__", slow)]})
+    reference = plant(tmp_path / "reference", {"__init__": [("__version__", slow)]}, source=shipped(HW01))
     attack = REFERENCE_ATTACK.replace("REPORT", repr(str(report_dir / "reference.json")))
-    student = plant(tmp_path / "student", {"ngrams": [("    words = list(words)", "    words = list(words)")]})
+    student = plant(tmp_path / "student", {"ngrams": [("    words = list(words)", "    words = list(words)")]},
+                    source=shipped(HW01))
     (student / "ngrams.py").write_text((student / "ngrams.py").read_text() + attack)
     cases = [c for c in load_cases(ROOT / "assignments" / HW01 / "hidden_cases.py") if c.question in ("q3", "q4")]
     results = grade_cases(cases, student, reference, 3)
@@ -483,7 +486,7 @@ def test_a_hanging_notebook_costs_only_the_notebook_questions(released, solution
                                                               how):
     monkeypatch.setenv("GENAI_HW_CELL_TIMEOUT", "3")
     monkeypatch.setenv("GENAI_HW_NOTEBOOK_LIMIT", "12")
-    upload = submission(released, tmp_path, cells=(HANGS[how],), package=SOLUTIONS, notebook=solution_notebook)
+    upload = submission(released, tmp_path, cells=(HANGS[how],), package=shipped(HW01), notebook=solution_notebook)
     start = time.monotonic()
     results = otter_run(released["zip"], upload, tmp_path / "out")
     took = time.monotonic() - start
@@ -583,13 +586,13 @@ def _package_entries(package: Path, skip: str = "", replace: dict[str, bytes] | 
 
 
 def test_upload_without_a_notebook(released, tmp_path):
-    results = otter_run(released["zip"], _zip(tmp_path / "s.zip", _package_entries(SOLUTIONS)), tmp_path / "o")
+    results = otter_run(released["zip"], _zip(tmp_path / "s.zip", _package_entries(shipped(HW01))), tmp_path / "o")
     assert score_of(results) == (0.0, 20.0)
     assert "exactly one .ipynb notebook" in results["output"]
 
 
 def test_notebook_that_is_not_json(released, tmp_path):
-    upload = _zip(tmp_path / "s.zip", {"hw01_ngrams.ipynb": b"{ this is not json", **_package_entries(SOLUTIONS)})
+    upload = _zip(tmp_path / "s.zip", {"hw01_ngrams.ipynb": b"{ this is not json", **_package_entries(shipped(HW01))})
     results = otter_run(released["zip"], upload, tmp_path / "o")
     assert score_of(results) == (0.0, 20.0)
     assert "not a valid .ipynb file" in results["output"]
@@ -623,7 +626,7 @@ def test_zip_bomb_is_refused_before_unpacking(released, tmp_path):
 def test_partial_package_and_syntax_error_cost_only_their_questions(released, solution_notebook, tmp_path):
     """No training.py, and a syntax error in tokenizer.py (no hw01 question): every ngrams question full."""
     notebook = {"hw01_ngrams.ipynb": solution_notebook.read_bytes()}
-    entries = _package_entries(SOLUTIONS, skip="training.py",
+    entries = _package_entries(shipped(HW01), skip="training.py",
                                replace={"genai_hw/tokenizer.py": b"def broken(:\n"})
     results = otter_run(released["zip"], _zip(tmp_path / "s.zip", {**notebook, **entries}), tmp_path / "o")
     scores = per_question(results)
@@ -636,7 +639,7 @@ def test_traversal_and_symlink_entries_stay_inside(released, solution_notebook, 
     """``../`` and absolute names land inside the submission folder; a symlink entry is a plain file."""
     link = zipfile.ZipInfo("genai_hw/ngrams.py")
     link.external_attr = (0o120777 << 16)
-    entries = {"hw01_ngrams.ipynb": solution_notebook.read_bytes(), **_package_entries(SOLUTIONS, skip="ngrams.py"),
+    entries = {"hw01_ngrams.ipynb": solution_notebook.read_bytes(), **_package_entries(shipped(HW01), skip="ngrams.py"),
                "../../escaped_genai_hw.py": b"x = 1", "/tmp/escaped_genai_hw_abs.py": b"x = 1"}
     upload = _zip(tmp_path / "s.zip", entries)
     with zipfile.ZipFile(upload, "a") as zf:
@@ -674,7 +677,7 @@ def test_a_non_root_grader_grades_in_namespaces(released, solution_notebook, tmp
     nb.cells.insert(1, nbformat.v4.new_code_cell("import time\ntime.sleep(10)"))
     nbformat.write(nb, home / solution_notebook.name)
     package = home / "genai_hw"
-    shutil.copytree(SOLUTIONS, package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(shipped(HW01), package, ignore=shutil.ignore_patterns("__pycache__"))
     with open(package / "training.py", "a") as f:
         f.write("\n_fit_line = fit_line\n\ndef fit_line(*args, **kwargs):\n    import time\n    time.sleep(0.6)\n"
                 "    return _fit_line(*args, **kwargs)\n")
@@ -771,7 +774,7 @@ def test_no_process_survives_grading_even_one_whose_main_thread_exited(released,
     subs.mkdir()
     shutil.copy(submission(released, tmp_path, append={"__init__": SURVIVOR.format(report=str(report))}),
                 subs / "a_haunted.zip")
-    shutil.copy(submission(released, tmp_path, package=SOLUTIONS, notebook=solution_notebook), subs / "b_next.zip")
+    shutil.copy(submission(released, tmp_path, package=shipped(HW01), notebook=solution_notebook), subs / "b_next.zip")
     rows = grade(released["zip"], [subs], tmp_path / "grades", jobs=1, log=lambda *_: None)
     assert [(r["score"], r["error"]) for r in rows] == [(0.0, ""), (20.0, "")], rows
     assert report.is_file(), "the survivor never ran"
@@ -846,7 +849,7 @@ def test_a_tree_too_deep_to_delete_is_removed_and_the_slot_stays_usable(released
     subs.mkdir()
     shutil.copy(submission(released, tmp_path, cells=(DEEP_TREE,), append={"__init__": DEEP_TREE}),
                 subs / "a_deep.zip")
-    shutil.copy(submission(released, tmp_path, package=SOLUTIONS, notebook=solution_notebook), subs / "b_next.zip")
+    shutil.copy(submission(released, tmp_path, package=shipped(HW01), notebook=solution_notebook), subs / "b_next.zip")
     rows = grade(released["zip"], [subs], tmp_path / "grades", jobs=1, log=lambda *_: None)
     assert [(r["score"], r["error"]) for r in rows] == [(0.0, ""), (20.0, "")], rows
     assert sandbox.leftovers_of(POOL) == []
@@ -920,7 +923,7 @@ def test_nothing_of_the_autograder_is_found_through_a_link_in_the_upload(release
     (fake / "source" / "autograder" / "plugin.py").write_text(LINKED_PLUGIN.format(marker=str(marker)))
     shutil.copy(solution_notebook, fake / "submission" / solution_notebook.name)
     (ag / "submission" / solution_notebook.name).symlink_to(fake / "submission" / solution_notebook.name)
-    shutil.copytree(SOLUTIONS, ag / "submission" / "genai_hw", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(shipped(HW01), ag / "submission" / "genai_hw", ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=tmp_path, timeout=300)
     results = json.loads((ag / "results" / "results.json").read_text())
     assert not marker.exists(), "the upload's plugin ran"
@@ -985,7 +988,7 @@ def test_notebook_answers_are_judged_by_the_grader_out_of_the_kernels_reach(rele
     wrong = tmp_path / "wrong"
     wrong.mkdir()
     nbformat.write(nb, wrong / solution_notebook.name)
-    upload = make_submission(wrong / solution_notebook.name, SOLUTIONS, wrong / "upload.zip")
+    upload = make_submission(wrong / solution_notebook.name, shipped(HW01), wrong / "upload.zip")
     results = otter_run(released["zip"], upload, tmp_path / "out")
     assert findings(report_dir, "thief")["found"] == []
     scores = per_question(results)
@@ -1011,7 +1014,7 @@ def test_the_sandbox_holds_with_only_dockers_default_capabilities(released, solu
     folder = tmp_path / "sub"
     folder.mkdir()
     nbformat.write(nb, folder / solution_notebook.name)
-    upload = make_submission(folder / solution_notebook.name, SOLUTIONS, folder / "upload.zip")
+    upload = make_submission(folder / solution_notebook.name, shipped(HW01), folder / "upload.zip")
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
     proc = subprocess.run(["setpriv", f"--bounding-set=-all,+{DOCKER_CAPABILITIES.replace(',', ',+')}",
