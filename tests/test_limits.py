@@ -135,14 +135,18 @@ def test_package_processes_that_together_go_over_cost_their_question(released, s
     assert sandbox.processes_of(uids=POOL) == []
 
 
-def test_a_notebook_that_allocates_gigabytes_costs_only_notebook_questions(released, solution_notebook, tmp_path):
+def test_a_notebook_that_allocates_gigabytes_costs_only_notebook_questions(released, solution_notebook, tmp_path,
+                                                                        maybe_container):
+    """Four processes of 300 MiB each from a notebook cell: a burst that can outrun the watch's sampling (a
+    CI run saw the tree at 790 MiB), so, as for the package's burst, the container's limit bounds the
+    grading and the grader lives to charge the notebook."""
     cell = ("import subprocess, sys, time\n"
             "kids = [subprocess.Popen([sys.executable, '-c', 'b = bytearray(300 * 2**20); import time; "
             "time.sleep(60)']) for _ in range(4)]\ntime.sleep(30)")
-    results, peak = graded(released, solution_notebook, tmp_path, cell=cell)
+    results, _ = graded(released, solution_notebook, tmp_path, cell=cell, cgroup=maybe_container)
+    assert "error" not in results, results["error"]
     only_lost(results, {"q9"})
     assert f"used more than {sandbox.MEMORY_MIB['notebook']} MiB of memory" in results["output"]
-    assert peak < BUDGET_MIB, f"the grading peaked at {peak:.0f} MiB"
 
 
 def test_a_print_flood_is_capped_before_it_reaches_the_grader(released, solution_notebook, tmp_path):
