@@ -1,14 +1,10 @@
-"""genai-hw's instructor side: from the reference solutions to graded results.
+"""genai-hw's instructor side, in two packages for two jobs (as Otter splits ``assign`` from ``run``):
 
-- ``stubgen``: derives the student package ``genai_hw/`` from ``solutions/genai_hw/``.
-- ``release``: builds the student release and one Gradescope autograder zip per homework.
-- ``cases``, ``wire``, ``runner``, ``harness``: the hidden-test harness. Submitted
-  code runs in its own isolated Python process (``runner``); its outputs come
-  back as plain data (``wire``) and are compared with the reference in the
-  grader's process (``harness``), which never runs student code.
-- ``plugin``: the Otter plugin that runs the harness during ``otter run``.
-- ``grade``: grades a folder of submissions into a table and a CSV.
+- :mod:`autograder.build` runs on the instructor's machine: the ``genai-hw`` command, the stub generator,
+  the release (student folders and one Gradescope autograder zip per homework) and batch grading.
+- :mod:`autograder.grading` runs inside the autograder zip, as root, next to student code: the Otter
+  plugin, the hidden-case harness, the runner, the wire, the sandbox and its limits.
 
-This package imports nothing heavy at import time: the grading image loads it
-from the autograder zip.
+The build imports the grading; the grading never imports the build. The autograder zip carries this file
+and ``grading/``, nothing of ``build/``. Nothing heavy is imported here.
 """

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _util import measure_tree, report  # noqa: E402
 
-from autograder.release import (  # noqa: E402
+from autograder.build.release import (  # noqa: E402
     copy_package,
     find_homeworks,
     make_submission,
@@ -53,7 +53,7 @@ def main() -> None:
                 make_submission(solution_nb, reference, subs / f"s{i:02d}.zip")
         figures: dict[str, float] = {}
         for jobs in (1, 2):
-            seconds, peak, rc = measure_tree([sys.executable, "-m", "autograder.cli", "grade", "--autograder",
+            seconds, peak, rc = measure_tree([sys.executable, "-m", "autograder.build.cli", "grade", "--autograder",
                                               str(zip_path), str(subs), "--out", str(tmp / f"grades{jobs}"),
                                               "--jobs", str(jobs)])
             figures[f"jobs{jobs}_s"] = seconds

@@ -19,7 +19,7 @@ from _util import report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from autograder.harness import load_reference  # noqa: E402
+from autograder.grading.harness import load_reference  # noqa: E402
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _util import measure_tree, report  # noqa: E402
 
-from autograder.release import find_homeworks, make_submission, release, run_assign  # noqa: E402
+from autograder.build.release import find_homeworks, make_submission, release, run_assign  # noqa: E402
 
 
 def trivial_assignment(tmp: Path) -> tuple[Path, Path]:

@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _util import measure_tree, report  # noqa: E402
 
-from autograder import sandbox  # noqa: E402
-from autograder.release import make_submission, release, score_of  # noqa: E402
+from autograder.build.release import make_submission, release, score_of  # noqa: E402
+from autograder.grading import sandbox  # noqa: E402
 
 SWALLOW_INTERRUPTS = """\
 while True:

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autograder.release import find_homeworks, make_submission, release, run_assign, score_of  # noqa: E402
+from autograder.build.release import find_homeworks, make_submission, release, run_assign, score_of  # noqa: E402
 
 USER = 1234
 

@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _util import MemoryCgroup, cpu_seconds, measure_tree, report  # noqa: E402
 
-from autograder.release import find_homeworks, make_submission, release, run_assign  # noqa: E402
-from autograder.sandbox import WATCH_INTERVAL  # noqa: E402
+from autograder.build.release import find_homeworks, make_submission, release, run_assign  # noqa: E402
+from autograder.grading.sandbox import WATCH_INTERVAL  # noqa: E402
 
 IN_RUNNER = "import sys\nif 'ipykernel' not in sys.modules:\n"
 PACKAGE_HOG = IN_RUNNER + "    import numpy\n    numpy.ones(3 * 2**30 // 8)\n"

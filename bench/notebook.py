@@ -25,7 +25,7 @@ from _util import report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from autograder.release import find_homeworks, release  # noqa: E402
+from autograder.build.release import find_homeworks, release  # noqa: E402
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if __name__ == "__main__":
     for label, homeworks, budget in (("hw01", ["hw01_ngrams"], 30.0), ("all", [], 90.0)):
         with tempfile.TemporaryDirectory() as tmp:
-            seconds, peak, rc = measure([sys.executable, "-m", "autograder.cli", "--root", str(ROOT), "release",
+            seconds, peak, rc = measure([sys.executable, "-m", "autograder.build.cli", "--root", str(ROOT), "release",
                                          *homeworks, "--out", tmp])
         if rc != 0:
             raise SystemExit("genai-hw release failed")

@@ -6,8 +6,8 @@
 # Then grade as usual, with that environment active:
 #   genai-hw grade --autograder dist/autograder/<hw>-autograder.zip submissions/ --out grades
 #   otter run -a dist/autograder/<hw>-autograder.zip submission.zip
-# Run it as root (in a container), like any grader that must isolate student code (README: How grading
-# works): the environment then lives outside the checkout, which should be private (chmod 700), and the
+# Run it as root (in a container), like any grader that must isolate student code (docs/grading.md): the
+# environment then lives outside the checkout, which should be private (chmod 700), and the
 # sandbox's users need the GPU's device files (/dev/nvidia*, usually mode 0666).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -4,7 +4,7 @@
 #     scripts/setup.sh [--fresh] [--browser] [--no-release]
 #
 # As a normal user the environment is .venv inside the checkout. As root, the grader runs student code as
-# unprivileged users (autograder/sandbox.py), as on Gradescope: they must be able to run the environment's
+# unprivileged users (autograder/grading/sandbox.py), as on Gradescope: they must be able to run the environment's
 # Python but must not read the checkout (the reference solutions). So, as root, the environment lives
 # outside the checkout (/opt/genai-hw/venvs/<checkout>-<hash>, one per checkout), .venv is a link to it,
 # the checkout is made private (chmod 700) and the folders above the base Python are made traversable

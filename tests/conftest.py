@@ -26,7 +26,7 @@ def shipped(hw: str, package: Path = SOLUTIONS) -> Path:
     the shared helpers and its data, as a student's upload of that homework carries them (made once per
     session). Uploading the whole package instead would zip 18 MB of other homeworks' data and make the
     runner import torch for homework 1."""
-    from autograder.release import copy_package, find_homeworks, release_contents
+    from autograder.build.release import copy_package, find_homeworks, release_contents
 
     folder = Path(tempfile.mkdtemp(prefix=f"genai-hw-{hw}-{package.parent.name}-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
@@ -84,7 +84,7 @@ HOMEWORKS = [HW01, HW02, HW03, HW04, HW05, HW06]
 @pytest.fixture(scope="session")
 def reference():
     """The reference package, loaded as the grader loads it (as ``genai_hw_reference``)."""
-    from autograder.harness import load_reference
+    from autograder.grading.harness import load_reference
 
     return load_reference(SOLUTIONS)
 
@@ -112,7 +112,7 @@ def assert_costs_exactly(results, broken: set[str], bug: str) -> None:
 def release_of(tmp_path_factory):
     """``release_of(hw)``: one real ``genai-hw release`` per homework and session
     (otter assign, leak scan, and the reference/stub verification runs)."""
-    from autograder.release import release
+    from autograder.build.release import release
 
     done: dict[str, dict] = {}
 
@@ -136,7 +136,7 @@ def released(release_of):
 @pytest.fixture(scope="session")
 def solution_notebook(released, tmp_path_factory):
     """The notebook with the reference answers (Otter's autograder copy)."""
-    from autograder.release import find_homeworks, run_assign
+    from autograder.build.release import find_homeworks, run_assign
 
     build = tmp_path_factory.mktemp("assign")
     homework = find_homeworks(ROOT, [HW01])[0]
@@ -157,7 +157,7 @@ def report_dir():
 
 
 def package_questions(hw: str) -> list[str]:
-    from autograder.harness import load_cases
+    from autograder.grading.harness import load_cases
 
     return sorted({c.question for c in load_cases(ROOT / "assignments" / hw / "hidden_cases.py")},
                   key=lambda q: int(q[1:]))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from autograder import sandbox
+from autograder.grading import sandbox
 
 
 def _deep(root: Path, levels: int) -> None:
@@ -58,7 +58,7 @@ def test_an_uploads_links_and_special_files_are_dropped_before_it_is_read(tmp_pa
 
 def test_the_kernels_tests_keep_no_hidden_case(tmp_path):
     """The notebook's kernel gets the tests without their hidden cases; the names they check are reported."""
-    from autograder.plugin import hide_hidden_cases
+    from autograder.grading.plugin import hide_hidden_cases
 
     tests = tmp_path / "tests"
     tests.mkdir()

@@ -9,7 +9,8 @@ from conftest import ROOT
 
 
 def genai_hw(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autograder.cli", *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "autograder.build.cli", *args], capture_output=True, text=True,
+                          cwd=cwd)
 
 
 def test_stubs_check_passes_on_a_clean_checkout():

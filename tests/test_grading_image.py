@@ -10,7 +10,7 @@ from importlib.metadata import version
 
 import pytest
 
-from autograder.release import make_submission
+from autograder.build.release import make_submission
 from conftest import HW01, ROOT, shipped
 
 
@@ -29,7 +29,7 @@ def test_master_notebooks_pin_this_python():
         config = "".join(json.loads(master.read_text())["cells"][0]["source"])
         assert "# ASSIGNMENT CONFIG" in config
         assert f'python_version: "{sys.version_info.major}.{sys.version_info.minor}"' in config, master.name
-        assert "autograder.plugin.GenaiHwGrader" in config, master.name
+        assert "autograder.grading.plugin.GenaiHwGrader" in config, master.name
 
 
 GRADESCOPE = """
@@ -41,8 +41,8 @@ sys.path = [p for p in sys.path if p and p.rstrip("/") != "{root}"]
 sys.path.insert(0, "{source}")
 from otter.run.run_autograder import main
 main("{ag}")
-import autograder
-print("PLUGIN FROM", autograder.__file__)
+import autograder.grading.plugin
+print("PLUGIN FROM", autograder.grading.plugin.__file__)
 """
 
 
@@ -59,7 +59,7 @@ def test_autograder_zip_grades_in_gradescopes_layout(released, solution_notebook
     script = GRADESCOPE.format(root=ROOT, source=ag / "source", ag=ag)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert f"PLUGIN FROM {ag / 'source' / 'autograder' / '__init__.py'}" in proc.stdout
+    assert f"PLUGIN FROM {ag / 'source' / 'autograder' / 'grading' / 'plugin.py'}" in proc.stdout
     results = json.loads((ag / "results" / "results.json").read_text())
     scores = {t["name"]: (t["score"], t["max_score"]) for t in results["tests"] if "max_score" in t}
     assert all(got == possible for got, possible in scores.values()) and len(scores) == 9

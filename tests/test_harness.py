@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.harness import PACKAGE_MISSING, grade_cases, load_cases
+from autograder.grading.harness import PACKAGE_MISSING, grade_cases, load_cases
 from conftest import (
     BROKEN_BY,
     BUGS,
@@ -51,7 +51,7 @@ def test_planted_bug_costs_exactly_its_question(reference, tmp_path, question):
 
 
 def test_same_seed_same_inputs_new_seed_new_inputs(reference):
-    from autograder.harness import case_seed
+    from autograder.grading.harness import case_seed
 
     case = CASES[3]
     first = case.inputs(case_seed(1, case))
@@ -201,7 +201,7 @@ def test_the_runner_switches_tf32_off_and_kernels_to_deterministic(reference, tm
              "    if not ok:\n        return 'settings differ'\n")
     package = plant(tmp_path, {"ngrams": [('    return re.sub(r"[^A-Z]+", " ", text.upper())',
                                            check + '    return re.sub(r"[^A-Z]+", " ", text.upper())')]})
-    from autograder.harness import gpu_visible
+    from autograder.grading.harness import gpu_visible
 
     assert gpu_visible()  # the grader sees the GPU without importing torch: the runner gets "auto"
     results = grade_cases(CASES, package, SOLUTIONS, 7)

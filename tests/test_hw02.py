@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder.harness import grade_cases, load_cases
+from autograder.grading.harness import grade_cases, load_cases
 from conftest import HW02, ROOT, SOLUTIONS, STUBS, assert_costs_exactly, plant
 
 CASES = load_cases(ROOT / "assignments" / HW02 / "hidden_cases.py")

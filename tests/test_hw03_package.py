@@ -144,15 +144,15 @@ def test_vae_loss_is_summed_squared_error_plus_beta_kl(ref):
 # A training step graded as the hidden cases will grade it: the same tiny GAN built from a seed in the
 # grader and in the student's process, losses compared, then every parameter of both networks.
 def _gan_steps(rng):
-    from autograder.cases import call
-    from autograder.wire import TrainStepSpec
+    from autograder.grading.cases import call
+    from autograder.grading.wire import TrainStepSpec
 
     return [call(TrainStepSpec("gan", int(rng.integers(2**31)), {"lr": lr, "optimizer": opt, "batch": batch}))
             for lr, opt, batch in ((0.05, "sgd", 16), (0.01, "adam", 8), (0.2, "sgd", 5))]
 
 
 def _step_cases():
-    from autograder.cases import Case, approx
+    from autograder.grading.cases import Case, approx
 
     return [Case("q3", "gan_train_step_random", 1, "gan.gan_train_step", _gan_steps,
                  "gan_train_step on tiny random GANs", approx(rtol=1e-5, atol=1e-7), timeout=20)]
@@ -170,7 +170,7 @@ WRONG_STEPS = {
 
 @pytest.mark.slow
 def test_a_training_step_is_judged_by_both_networks_parameters(reference, tmp_path):
-    from autograder.harness import grade_cases
+    from autograder.grading.harness import grade_cases
     from conftest import plant
 
     results = grade_cases(_step_cases(), SOLUTIONS, SOLUTIONS, 11)

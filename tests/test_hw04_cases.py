@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.harness import grade_cases, load_cases
+from autograder.grading.harness import grade_cases, load_cases
 from conftest import ROOT, SOLUTIONS, STUBS, assert_costs_exactly, case_scores, plant
 
 HW04 = "hw04_diffusion"

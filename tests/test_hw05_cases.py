@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.harness import grade_cases, load_cases
+from autograder.grading.harness import grade_cases, load_cases
 from conftest import ROOT, SOLUTIONS, STUBS, assert_costs_exactly, case_scores, plant
 
 HW05 = "hw05_transformers"
@@ -127,7 +127,7 @@ def test_the_guard_leaves_torch_alone_outside_the_guarded_exercises(tmp_path):
 def test_on_a_gpu_grader_the_reference_scores_full_marks_with_cuda_tensors(tmp_path):
     """The runner hands the submitted functions CUDA tensors and builds the models there; generate's model
     checks that its input comes on its device, and sampling draws on the CPU: the marks stay the same."""
-    from autograder.harness import gpu_visible
+    from autograder.grading.harness import gpu_visible
 
     assert gpu_visible()
     results = grade_cases(CASES, SOLUTIONS, SOLUTIONS, 21)

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from autograder.harness import grade_cases, load_cases
+from autograder.grading.harness import grade_cases, load_cases
 from conftest import ROOT, SOLUTIONS, STUBS, assert_costs_exactly, case_scores, plant
 
 HW06 = "hw06_fine_tuning"

@@ -1,5 +1,5 @@
 """Grading on an instructor's laptop (issue 23): `genai-hw grade` as a normal user runs each submission's code in
-Linux namespaces of its own (:mod:`autograder.namespaces`), and refuses to grade where nothing can isolate it
+Linux namespaces of its own (:mod:`autograder.grading.namespaces`), and refuses to grade where nothing can isolate it
 unless told ``--unsafe-no-isolation``.
 
 The grader here is a normal user: uid 1234, dropped to from root with ``setpriv`` (as CI runs), or the
@@ -27,8 +27,8 @@ import nbformat
 import pytest
 from test_security import HANGS, per_question, submission
 
-from autograder import sandbox
-from autograder.release import make_submission, otter_run
+from autograder.build.release import make_submission, otter_run
+from autograder.grading import sandbox
 from conftest import BROKEN_BY, HW01, ROOT, SOLUTIONS, STUBS, planted_bugs, shipped, tcp_server
 
 pytestmark = [pytest.mark.slow,
@@ -71,7 +71,7 @@ class Laptop:
             shutil.copy(path, self.home / "subs" / name)
         self.own()
         shutil.rmtree(self.home / "grades", ignore_errors=True)
-        proc = self.run([*(python or [sys.executable, "-m", "autograder.cli"]), "grade", "--autograder", "ag.zip",
+        proc = self.run([*(python or [sys.executable, "-m", "autograder.build.cli"]), "grade", "--autograder", "ag.zip",
                          "subs", "--out", "grades", *args], env)
         rows = {}
         if (self.home / "grades" / "grades.csv").is_file():
@@ -96,7 +96,8 @@ class Laptop:
 @pytest.fixture
 def laptop(released):
     machine = Laptop(released["zip"])
-    probe = machine.run([sys.executable, "-c", "from autograder.namespaces import unavailable; print(unavailable())"])
+    probe = machine.run([sys.executable, "-c",
+                         "from autograder.grading.namespaces import unavailable; print(unavailable())"])
     if probe.stdout.strip() != "None":
         shutil.rmtree(machine.home)
         pytest.skip(f"no user namespaces for a normal user here: {probe.stdout.strip() or probe.stderr[-300:]}")
@@ -309,8 +310,8 @@ def test_where_nothing_isolates_grading_is_refused_unless_asked(released, laptop
     """A normal user whose machine gives no namespaces (here: the grader itself under a seccomp filter that
     refuses them, as Docker's default profile does): `genai-hw grade` refuses, says why and what to do; with
     --unsafe-no-isolation it grades and says NOT isolated on the row, in the report and in the record."""
-    wrapper = [sys.executable, "-c", "import runpy, sys; from autograder.seccomp import confine; confine(); "
-               "sys.argv[0] = 'genai-hw'; runpy.run_module('autograder.cli', run_name='__main__')"]
+    wrapper = [sys.executable, "-c", "import runpy, sys; from autograder.grading.seccomp import confine; confine(); "
+               "sys.argv[0] = 'genai-hw'; runpy.run_module('autograder.build.cli', run_name='__main__')"]
     uploads = {"stubs.zip": make_submission(released["notebook"], shipped(HW01, STUBS), tmp_path / "stubs.zip")}
     refused, rows = laptop.grade(uploads, python=wrapper)
     assert refused.returncode == 2 and rows == {}, refused.stderr[-2000:]
@@ -361,7 +362,8 @@ def test_a_killed_laptop_grader_leaves_nothing_running_or_on_disk(released, solu
     while time.monotonic() < deadline and laptop.processes():
         time.sleep(0.1)
     assert laptop.processes() == [], "student processes outlived their killed grader"
-    reap = laptop.run([sys.executable, "-c", "from autograder.sandbox import reap_abandoned; print(reap_abandoned())"])
+    reap = laptop.run([sys.executable, "-c",
+                       "from autograder.grading.sandbox import reap_abandoned; print(reap_abandoned())"])
     assert reap.stdout.strip() == "1", reap.stderr[-1000:]
     assert not any(path.exists() for path in sandboxes)
 

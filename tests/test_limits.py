@@ -19,8 +19,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import sandbox
-from autograder.release import find_homeworks, make_submission, otter_run, run_assign, score_of
+from autograder.build.release import find_homeworks, make_submission, otter_run, run_assign, score_of
+from autograder.grading import sandbox
 from conftest import HOMEWORKS, ROOT, shipped
 
 sys.path.insert(0, str(ROOT / "bench"))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import sandbox
+from autograder.grading import sandbox
 from conftest import HOMEWORKS, ROOT
 
 USER = 1234
@@ -46,7 +46,7 @@ def test_a_normal_user_releases_every_homework(homework):
         env = {"HOME": str(checkout.parent), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
                "LANG": "C.UTF-8", "PYTHONPATH": str(checkout)}
         proc = subprocess.run(["setpriv", f"--reuid={USER}", f"--regid={USER}", "--clear-groups", "env", "-i",
-                               *[f"{k}={v}" for k, v in env.items()], sys.executable, "-m", "autograder.cli",
+                               *[f"{k}={v}" for k, v in env.items()], sys.executable, "-m", "autograder.build.cli",
                                "release", homework], cwd=checkout, capture_output=True, text=True, timeout=600)
     finally:
         shutil.rmtree(checkout.parent)
@@ -108,8 +108,8 @@ def test_libraries_heavier_than_the_limit_leave_the_student_its_allowance(tmp_pa
     """Libraries that hold more than the whole limit at import (as torch's CUDA build nearly does) are the
     baseline: the runner starts, an allocation within the allowance passes, one past it is stopped with a
     message that names the limit and the baseline."""
-    from autograder.cases import Case, call
-    from autograder.harness import grade_cases
+    from autograder.grading.cases import Case, call
+    from autograder.grading.harness import grade_cases
 
     package = tmp_path / "genai_hw"
     package.mkdir()

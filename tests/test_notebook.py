@@ -13,7 +13,7 @@ import notebook_hw03
 import pytest
 from nbclient import NotebookClient
 
-from autograder.release import copy_package, find_homeworks, release_contents
+from autograder.build.release import copy_package, find_homeworks, release_contents
 from conftest import HOMEWORKS, HW01, HW02, HW04, HW05, HW06, ROOT, SOLUTIONS, STUBS, package_questions
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.harness import load_cases
-from autograder.release import (
+from autograder.build.release import (
     find_homeworks,
     make_submission,
     otter_run,
@@ -24,6 +23,7 @@ from autograder.release import (
     scan_student_release,
     score_of,
 )
+from autograder.grading.harness import load_cases
 from conftest import BROKEN_BY, HW01, HW02, ROOT, SOLUTIONS, STUBS, planted_bugs, shipped
 
 pytestmark = pytest.mark.slow
@@ -48,7 +48,7 @@ def test_release_verified_reference_and_stubs(released):
     assert (released["out"] / "student" / f"{HW01}.zip").is_file()
     with zipfile.ZipFile(released["zip"]) as zf:
         names = zf.namelist()
-    assert "autograder/plugin.py" in names and "genai_hw_grading/hidden_cases.py" in names
+    assert "autograder/grading/plugin.py" in names and "genai_hw_grading/hidden_cases.py" in names
     assert "genai_hw_grading/reference/genai_hw/ngrams.py" in names
     # Per-homework: hw01's reference, student folder and zip carry nothing of hw02.
     reference = {n for n in names if n.startswith("genai_hw_grading/reference/")}
@@ -56,7 +56,7 @@ def test_release_verified_reference_and_stubs(released):
                          for m in ("__init__", "data", "utils", "training", "ngrams")}
     assert not any(n.startswith("genai_hw_grading/data/") for n in names)  # hw01's cases load no data file
     config = json.loads(zipfile.ZipFile(released["zip"]).read("otter_config.json"))
-    assert "autograder.plugin.GenaiHwGrader" in config["plugins"]
+    assert "autograder.grading.plugin.GenaiHwGrader" in config["plugins"]
     env = zipfile.ZipFile(released["zip"]).read("environment.yml").decode()
     assert "python=3.11" in env and "numpy==2.4.6" in env
 
@@ -201,7 +201,7 @@ def graded_class(released, solution_notebook, tmp_path_factory):
     make_submission(solution_notebook, planted_bugs(tmp / "dave", ["q2", "q8"]), subs / "dave.zip")
     hanging = with_extra_cell(solution_notebook, "import time\ntime.sleep(300)", tmp / f"{HW01}.ipynb")
     make_submission(hanging, shipped(HW01), subs / "erin.zip")
-    proc = subprocess.run([sys.executable, "-m", "autograder.cli", "grade", "--autograder", str(released["zip"]),
+    proc = subprocess.run([sys.executable, "-m", "autograder.build.cli", "grade", "--autograder", str(released["zip"]),
                            str(subs), "--out", str(tmp / "grades"), "--jobs", "2", "--timeout", "45"],
                           capture_output=True, text=True, cwd=ROOT)
     return proc, tmp / "grades"

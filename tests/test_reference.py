@@ -14,7 +14,7 @@ from conftest import ROOT, SOLUTIONS
 
 @pytest.fixture(scope="module")
 def ref():
-    from autograder.harness import load_reference
+    from autograder.grading.harness import load_reference
 
     package = load_reference(SOLUTIONS)
     return type("Ref", (), {name: sys.modules[f"{package.__name__}.{name}"]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import stubgen
-from autograder.release import (
+from autograder.build import stubgen
+from autograder.build.release import (
     ReleaseError,
     build_autograder,
     build_student,
@@ -128,7 +128,7 @@ def test_results_visibility_comes_from_homework_toml(project):
 
 
 def test_details_shown_later_than_scores_get_an_entry_of_their_own():
-    from autograder.gradescope import present
+    from autograder.grading.gradescope import present
 
     tests = [{"name": "Public Tests", "visibility": "visible", "output": "..."},
              {"name": "q1", "score": 1, "max_score": 2, "visibility": "after_published", "output": "otter's"},
@@ -149,8 +149,8 @@ def test_details_shown_later_than_scores_get_an_entry_of_their_own():
 def test_the_leak_scan_flags_a_helper_that_only_solution_code_uses(tmp_path):
     """A helper outside the regions that does an exercise's work (used only by solution regions) would ship
     in the stub: hw02's vectorised merge once did. The scan refuses it; in a module-level region it is fine."""
-    from autograder import stubgen
-    from autograder.release import scan_student_release
+    from autograder.build import stubgen
+    from autograder.build.release import scan_student_release
 
     solutions = tmp_path / "solutions"
     solutions.mkdir()
@@ -172,7 +172,7 @@ def test_the_leak_scan_flags_a_helper_that_only_solution_code_uses(tmp_path):
 
 
 def test_questions_are_numbered_in_notebook_order(project):
-    from autograder.release import question_order
+    from autograder.build.release import question_order
 
     for hw in HOMEWORKS:
         names = question_order(ROOT / "assignments" / hw / f"{hw}.ipynb")
@@ -290,7 +290,7 @@ def test_only_an_earlier_homeworks_module_can_be_given(project):
 
 
 def test_release_says_it_hands_out_homework_5s_solutions_before_anything_else(project, hw06, monkeypatch):
-    import autograder.release as release_module
+    import autograder.build.release as release_module
 
     (project / "genai_hw").symlink_to(STUBS)
 
@@ -375,7 +375,7 @@ def test_the_autograder_carries_the_given_modules_and_homework_5s_nothing_of_hom
 
 
 def test_the_grader_puts_the_given_copy_over_whatever_was_uploaded(tmp_path):
-    from autograder.plugin import put_given
+    from autograder.grading.plugin import put_given
 
     given, package = tmp_path / "given", tmp_path / "genai_hw"
     given.mkdir()
@@ -403,8 +403,8 @@ def test_a_submission_is_graded_with_the_given_modules_whatever_it_uploaded(proj
     plugin grades the package and runs the notebook with the autograder's copies, and says so."""
     import otter.execute.preprocessor
 
-    from autograder.plugin import GenaiHwGrader
-    from autograder.sandbox import Sandbox
+    from autograder.grading.plugin import GenaiHwGrader
+    from autograder.grading.sandbox import Sandbox
 
     student, contents = hw06_student
     zip_path = build_autograder(project, hw06, fake_assign(hw06, tmp_path / "ag"), {"q1": 2, "q8": 2}, [],
@@ -415,7 +415,7 @@ def test_a_submission_is_graded_with_the_given_modules_whatever_it_uploaded(proj
     # Homework 5's cases of one function of each given module stand in for homework 6's.
     cases = ROOT / "assignments" / HW05 / "hidden_cases.py"
     (source / "genai_hw_grading" / "hidden_cases.py").write_text(
-        "from pathlib import Path\n\nfrom autograder.harness import load_cases\n\n"
+        "from pathlib import Path\n\nfrom autograder.grading.harness import load_cases\n\n"
         f"CASES = [c for c in load_cases(Path({str(cases)!r})) if c.question in ('q1', 'q8')]\n")
     submission = tmp_path / "run" / "submission"
     shutil.copytree(student, submission)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.cases import Case, call
-from autograder.harness import CALL_GRACE, grade_cases
+from autograder.grading.cases import Case, call
+from autograder.grading.harness import CALL_GRACE, grade_cases
 
 HERE = Path(__file__).resolve().parent
 
@@ -97,7 +97,7 @@ import json, resource, sys
 from pathlib import Path
 sys.path[:0] = [{str(HERE.parent)!r}, {str(HERE)!r}]
 from test_runner_protocol import cases
-from autograder.harness import grade_cases
+from autograder.grading.harness import grade_cases
 specs = [tuple(s) for s in json.loads(sys.argv[1])]
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 results = grade_cases(cases(specs), Path({str(student)!r}), Path({str(reference)!r}), 1, limit=120)

@@ -1,4 +1,4 @@
-"""The seccomp filter of student processes (:mod:`autograder.seccomp`), proven with real attempts.
+"""The seccomp filter of student processes (:mod:`autograder.grading.seccomp`), proven with real attempts.
 
 A filter cannot be removed once loaded, so every check runs in a fresh Python
 process that installs it (``confine()``, or the launcher's ``python -I -S -c``
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import seccomp
+from autograder.grading import seccomp
 from conftest import ROOT
 
 pytestmark = [
@@ -31,7 +31,7 @@ x86_64 = pytest.mark.skipif(platform.machine() != "x86_64", reason="system call 
 PREAMBLE = f"""
 import sys
 sys.path.insert(0, {str(ROOT)!r})
-from autograder.seccomp import confine
+from autograder.grading.seccomp import confine
 confine()
 """
 
@@ -284,7 +284,7 @@ def test_threads_that_already_run_are_filtered_too():
     thread = threading.Thread(target=attempt)
     thread.start()
     sys.path.insert(0, ROOT)
-    from autograder.seccomp import confine
+    from autograder.grading.seccomp import confine
     confine()
     go.set()
     thread.join()

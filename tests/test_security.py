@@ -30,8 +30,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import sandbox
-from autograder.release import make_submission, otter_run, score_of
+from autograder.build.release import make_submission, otter_run, score_of
+from autograder.grading import sandbox
 from conftest import HW01, ROOT, STUBS, shipped, tcp_server
 
 pytestmark = pytest.mark.slow
@@ -62,7 +62,7 @@ def gradescope_layout(released: dict, tmp: Path) -> tuple[Path, str]:
     zipfile.ZipFile(released["zip"]).extractall(ag / "source")
     (ag / "submission_metadata.json").write_text("{}")
     script = (f"import sys; sys.path.insert(0, {str(ag / 'source')!r})\n"
-              f"from autograder.gradescope import main; main({str(ag)!r})")
+              f"from autograder.grading.gradescope import main; main({str(ag)!r})")
     return ag, script
 
 
@@ -376,7 +376,7 @@ def test_student_code_cannot_reach_the_reference_process(tmp_path, report_dir):
     in the runner) that finds its folder and process, lists and reads them and stops the process is denied
     everything, and the reference's outcomes still arrive. The reference takes 3 s to import here, so it is
     there to be attacked; its folder is gone after the grading."""
-    from autograder.harness import grade_cases, load_cases
+    from autograder.grading.harness import grade_cases, load_cases
     from conftest import plant
 
     slow = "import time\ntime.sleep(3)\n__version__"
@@ -434,7 +434,7 @@ subprocess.Popen([sys.executable, "-c", CHILD], start_new_session=True,
 def test_no_student_process_outlives_grading_or_changes_results(released, tmp_path):
     """Detached (setsid) children of the package and of the notebook that rewrite every results.json they
     find: they cannot write the grader's, and none is running after grading (genai-hw grade's CSV too)."""
-    from autograder.grade import grade
+    from autograder.build.grade import grade
 
     subs = tmp_path / "subs"
     subs.mkdir()
@@ -542,7 +542,7 @@ def test_grading_uses_the_code_in_the_autograder_zip(released, tmp_path):
     with zipfile.ZipFile(released["zip"]) as src, zipfile.ZipFile(patched, "w") as out:
         for item in src.infolist():
             data = src.read(item.filename)
-            if item.filename == "autograder/harness.py":
+            if item.filename == "autograder/grading/harness.py":
                 data = data.replace(b"Your upload has no genai_hw/ folder", b"ZIP-CODE: no genai_hw/ folder")
             out.writestr(item, data)
     notebook = shutil.copy(released["notebook"], tmp_path / released["notebook"].name)
@@ -556,9 +556,9 @@ def test_the_autograder_zip_is_private_and_carries_only_grading_code(released, t
         names = zf.namelist()
         setup, run_otter = zf.read("setup.sh").decode(), zf.read("run_otter.py").decode()
         zf.extractall(tmp_path / "source")
-    assert "autograder/release.py" not in names and "autograder/cli.py" not in names
-    assert "autograder/sandbox.py" in names and "autograder/gradescope.py" in names
-    assert "from autograder.gradescope import main" in run_otter
+    assert "autograder/build/release.py" not in names and "autograder/build/cli.py" not in names
+    assert "autograder/grading/sandbox.py" in names and "autograder/grading/gradescope.py" in names
+    assert "from autograder.grading.gradescope import main" in run_otter
     # setup.sh lets the sandbox users run Miniforge's Python and proves the sandbox works at image build
     # time; its check, run here with this Python, passes.
     assert "chmod o+x /root" in setup
@@ -653,7 +653,7 @@ def test_traversal_and_symlink_entries_stay_inside(released, solution_notebook, 
 
 
 def test_the_gradescope_entry_point_always_writes_results(released, tmp_path):
-    """The zip's run_otter.py (autograder.gradescope.main) on a notebook that is not JSON."""
+    """The zip's run_otter.py (autograder.grading.gradescope.main) on a notebook that is not JSON."""
     ag, script = gradescope_layout(released, tmp_path)
     (ag / "submission" / "hw01_ngrams.ipynb").write_text("not json")
     subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=tmp_path, timeout=120)
@@ -684,7 +684,7 @@ def test_a_non_root_grader_grades_in_namespaces(released, solution_notebook, tmp
     make_submission(home / solution_notebook.name, package, home / "sub.zip")
     subprocess.run(["chown", "-R", "1234:1234", str(home)], check=True)
     probe = subprocess.run(["setpriv", "--reuid=1234", "--regid=1234", "--clear-groups", "env", f"PYTHONPATH={home}",
-                            sys.executable, "-c", "import autograder.namespaces as n; print(n.unavailable())"],
+                            sys.executable, "-c", "import autograder.grading.namespaces as n; print(n.unavailable())"],
                            capture_output=True, text=True, cwd=home)
     if probe.stdout.strip() != "None":
         shutil.rmtree(home)
@@ -705,7 +705,8 @@ def test_a_non_root_grader_grades_in_namespaces(released, solution_notebook, tmp
 def test_grade_refuses_where_nothing_isolates_unless_asked(released, tmp_path, monkeypatch, capsys):
     """Not root and no namespaces: genai-hw grade stops before grading (exit 2), saying why and how to go on;
     with --unsafe-no-isolation it warns plainly that nothing is isolated."""
-    from autograder import cli, namespaces
+    from autograder.build import cli
+    from autograder.grading import namespaces
 
     monkeypatch.setattr(sandbox, "isolating", lambda: False)
     monkeypatch.setattr(sandbox, "_UNAVAILABLE", {})
@@ -767,7 +768,7 @@ def test_no_process_survives_grading_even_one_whose_main_thread_exited(released,
                                                                        report_dir):
     """A detached process that ends its main thread while another thread runs (its leader then shows as a
     zombie) is found by its tasks and killed; the next grading in the same slot is unharmed."""
-    from autograder.grade import grade
+    from autograder.build.grade import grade
 
     report = report_dir / "haunt.log"
     subs = tmp_path / "subs"
@@ -843,7 +844,7 @@ for start in (os.getcwd(), "/tmp", "/dev/shm"):
 def test_a_tree_too_deep_to_delete_is_removed_and_the_slot_stays_usable(released, solution_notebook, tmp_path):
     """Folders 3000 levels deep (past PATH_MAX and Python's recursion limit), in the student's home and the
     shared temporary folders: the grading writes its results, nothing is left, the next grading runs."""
-    from autograder.grade import grade
+    from autograder.build.grade import grade
 
     subs = tmp_path / "subs"
     subs.mkdir()
@@ -920,7 +921,7 @@ def test_nothing_of_the_autograder_is_found_through_a_link_in_the_upload(release
     fake = ag / "submission" / "fake"
     (fake / "submission").mkdir(parents=True)
     shutil.copytree(ag / "source", fake / "source")
-    (fake / "source" / "autograder" / "plugin.py").write_text(LINKED_PLUGIN.format(marker=str(marker)))
+    (fake / "source" / "autograder" / "grading" / "plugin.py").write_text(LINKED_PLUGIN.format(marker=str(marker)))
     shutil.copy(solution_notebook, fake / "submission" / solution_notebook.name)
     (ag / "submission" / solution_notebook.name).symlink_to(fake / "submission" / solution_notebook.name)
     shutil.copytree(shipped(HW01), ag / "submission" / "genai_hw", ignore=shutil.ignore_patterns("__pycache__"))
@@ -937,7 +938,7 @@ def test_a_grader_that_cannot_run_student_code_stops_before_grading(released, tm
     """The grading Python out of the sandbox users' reach (a virtual environment in a private folder):
     genai-hw grade stops before grading anyone, saying why and how to fix it; the Gradescope entry point
     exits with the reason and writes no result (no zero for the student)."""
-    from autograder import cli
+    from autograder.build import cli
 
     subs = tmp_path / "subs"
     subs.mkdir()

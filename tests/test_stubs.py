@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from autograder import stubgen
+from autograder.build import stubgen
 from conftest import ROOT, SOLUTIONS, STUBS
 
 

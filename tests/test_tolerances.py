@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.harness import grade_cases, load_cases
+from autograder.grading.harness import grade_cases, load_cases
 from conftest import HOMEWORKS, ROOT, SOLUTIONS, plant
 
 DATA = SOLUTIONS / "data"  # hw02's word vectors
@@ -297,7 +297,7 @@ def test_faithful_answers_in_another_precision_or_order_pass_every_case(tmp_path
 def test_a_failed_approximate_comparison_says_how_far_off_and_what_was_allowed():
     import numpy as np
 
-    from autograder.cases import approx, exact, tensor
+    from autograder.grading.cases import approx, exact, tensor
 
     expected = np.zeros((4, 20), dtype=np.float32)
     expected[3, 17] = -0.99093735

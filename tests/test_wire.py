@@ -9,9 +9,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from autograder import wire
-from autograder.cases import approx, exact
-from autograder.cases import tensor as cases_tensor
+from autograder.grading import wire
+from autograder.grading.cases import approx, exact
+from autograder.grading.cases import tensor as cases_tensor
 from conftest import HW03, ROOT, SOLUTIONS
 
 
@@ -96,7 +96,7 @@ def test_the_graders_process_compares_tensors_without_importing_torch():
 
     code = (
         "import sys; from pathlib import Path\n"
-        "from autograder import harness\n"
+        "from autograder.grading import harness\n"
         f"cases = harness.load_cases(Path({str(ROOT / 'assignments' / HW03 / 'hidden_cases.py')!r}))\n"
         f"results = harness.grade_cases(cases, Path({str(SOLUTIONS)!r}), Path({str(SOLUTIONS)!r}), 4)\n"
         "assert [r.message for r in results if not r.passed] == []\n"
@@ -110,7 +110,7 @@ def test_the_graders_process_compares_tensors_without_importing_torch():
 def test_on_a_gpu_grader_float32_tensors_may_differ_by_float32_rounding_only(monkeypatch):
     import torch
 
-    from autograder import cases
+    from autograder.grading import cases
 
     compare = cases.approx(rtol=1e-7)
     expected = torch.tensor([1.0, 2.0, 3.0])
@@ -126,7 +126,7 @@ def test_on_a_gpu_grader_float32_tensors_may_differ_by_float32_rounding_only(mon
 def test_a_training_setup_travels_as_its_seed_and_is_built_alike_on_both_sides():
     import torch
 
-    from autograder import wire
+    from autograder.grading import wire
 
     spec = wire.TrainStepSpec("gan", 5, {"lr": 0.1, "batch": 4})
     back = wire.loads(wire.dumps(spec))

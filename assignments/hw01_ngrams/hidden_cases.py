@@ -12,7 +12,7 @@ import string
 
 import numpy as np
 
-from autograder.cases import Case, approx, call, random_text, seed_from
+from autograder.grading.cases import Case, approx, call, random_text, seed_from
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ "
 CLOSE = approx(rtol=1e-9, atol=1e-12)

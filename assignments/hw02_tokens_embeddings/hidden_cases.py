@@ -15,8 +15,8 @@ import os
 
 import numpy as np
 
-from autograder.cases import Case, approx, call, exact, random_text
-from autograder.wire import WordVectorsSpec, load_word_vectors
+from autograder.grading.cases import Case, approx, call, exact, random_text
+from autograder.grading.wire import WordVectorsSpec, load_word_vectors
 
 DATA_FILES = ["word2vec_bolukbasi_f16.npz"]
 WV = WordVectorsSpec(DATA_FILES[0])

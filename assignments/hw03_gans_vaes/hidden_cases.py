@@ -18,8 +18,8 @@ import math
 
 import numpy as np
 
-from autograder.cases import Case, approx, call, exact, tensor
-from autograder.wire import TrainStepSpec
+from autograder.grading.cases import Case, approx, call, exact, tensor
+from autograder.grading.wire import TrainStepSpec
 
 CLOSE = approx(rtol=1e-5, atol=1e-6)
 """Losses, samples and KL terms are a few float32 operations (6e-8 each) on logits and log-variances; means and

@@ -19,8 +19,8 @@ import math
 
 import numpy as np
 
-from autograder.cases import Case, approx, call, exact, tensor
-from autograder.wire import ModelSpec, TorchRngSpec
+from autograder.grading.cases import Case, approx, call, exact, tensor
+from autograder.grading.wire import ModelSpec, TorchRngSpec
 
 # Each tolerance covers the float32 rounding of the docstring's formula in any order (tests/test_tolerances.py
 # grades a float64 and a reordered float32 answer); "measured" is the worst of those over eleven seeds. A float16

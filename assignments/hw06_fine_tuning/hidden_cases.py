@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from autograder.cases import Case, approx, call, exact, tensor
-from autograder.wire import ModelSpec, TorchRngSpec, TrainStepSpec
+from autograder.grading.cases import Case, approx, call, exact, tensor
+from autograder.grading.wire import ModelSpec, TorchRngSpec, TrainStepSpec
 
 # Each tolerance covers the float32 rounding of the docstring's formula in any order (tests/test_tolerances.py
 # grades a float64 and a reordered float32 answer).

@@ -6,7 +6,7 @@ modules with its exercises, the data files it uses and, under ``given``, the
 modules of an earlier homework that it hands out solved, such as homework 6's
 ``given = ["attention", "sampling"]``, homework 5's TinyGPT):
 
-1. check that ``genai_hw/`` is exactly what :mod:`autograder.stubgen` makes,
+1. check that ``genai_hw/`` is exactly what :mod:`autograder.build.stubgen` makes,
    and that the homework's modules, notebook and hidden cases use only what
    its release carries (:func:`release_contents`); a homework with given
    modules says that it hands out their homework's solutions, so that it is
@@ -45,32 +45,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import stubgen
-from .cases import clip
-from .gradescope import DEFAULT_VISIBILITY, WHEN
+from ..grading.cases import clip
+from ..grading.gradescope import DEFAULT_VISIBILITY, WHEN
 
 PACKAGE = "genai_hw"
-AUTOGRADER_DIR = Path(__file__).resolve().parent
-PLUGIN = "autograder.plugin.GenaiHwGrader"
-GRADING_MODULES = ("__init__.py", "cases.py", "gradescope.py", "harness.py", "plugin.py", "runner.py",
-                   "namespaces.py", "sandbox.py", "seccomp.py", "wire.py")
-"""The grading side of ``autograder/``: all the autograder zip carries (no build or CLI code)."""
+AUTOGRADER_DIR = Path(__file__).resolve().parents[1]
+GRADING_DIR = AUTOGRADER_DIR / "grading"
+"""The grading package: the autograder zip carries it whole, as ``autograder/grading/`` (nothing of the build)."""
+PLUGIN = "autograder.grading.plugin.GenaiHwGrader"
 RUN_OTTER = """\
 \"\"\"Gradescope's entry point: Otter's autograder, and a results.json whatever happens.\"\"\"
 import sys
 
 sys.path.insert(0, "/autograder/source")
-from autograder.gradescope import main  # noqa: E402
+from autograder.grading.gradescope import main  # noqa: E402
 
 if __name__ == "__main__":
     main("/autograder")
 """
 SETUP_SANDBOX = """
-# genai-hw: student code runs as unprivileged users (no account needed, see autograder/sandbox.py);
+# genai-hw: student code runs as unprivileged users (no account needed, see autograder/grading/sandbox.py);
 # they must be able to run Miniforge's Python, which lives under /root.
 chmod o+x /root
 chmod -R o+rX /root/miniforge3
 mamba run -n otter-env python -c "import sys; sys.path.insert(0, '/autograder/source'); \\
-from autograder.sandbox import Sandbox; Sandbox().close(); print('genai-hw sandbox: ok')"
+from autograder.grading.sandbox import Sandbox; Sandbox().close(); print('genai-hw sandbox: ok')"
 """
 
 
@@ -257,7 +256,7 @@ def release_contents(root: Path, homework: Homework) -> Contents:
         problems.append(f"{homework.master.name}: questions must be named q1, q2, ... in notebook order, "
                         f"found {', '.join(names)}")
     uses[homework.master.name] = _notebook_imports(homework.master)
-    from .harness import load_spec
+    from ..grading.harness import load_spec
 
     uses["hidden_cases.py"] = {c.function.split(".")[0] for c in load_spec(homework.cases_file).CASES}
     for user, modules in uses.items():
@@ -535,8 +534,8 @@ def build_autograder(root: Path, homework: Homework, assign_out: Path, questions
             elif item.filename == "setup.sh":
                 data = data.rstrip(b"\n") + b"\n" + SETUP_SANDBOX.encode()
             out.writestr(item, data)
-        for name in GRADING_MODULES:
-            out.write(AUTOGRADER_DIR / name, f"autograder/{name}")
+        for path in grading_files():
+            out.write(path, path.relative_to(AUTOGRADER_DIR.parent).as_posix())
         out.writestr("genai_hw_grading/manifest.json", json.dumps(manifest, indent=2))
         out.write(homework.cases_file, "genai_hw_grading/hidden_cases.py")
         solutions = root / "solutions" / PACKAGE
@@ -549,6 +548,13 @@ def build_autograder(root: Path, homework: Homework, assign_out: Path, questions
             out.writestr(f"genai_hw_grading/given/{module}.py", text)
     os.chmod(zip_path, 0o600)  # it holds the reference and the hidden cases
     return zip_path
+
+
+def grading_files() -> list[Path]:
+    """What the autograder zip carries of this project's code: ``autograder/__init__.py`` and every module of
+    the grading package (found on disk, so a new module travels without a list to keep in step)."""
+    return [AUTOGRADER_DIR / "__init__.py",
+            *sorted(p for p in GRADING_DIR.rglob("*.py") if "__pycache__" not in p.parts)]
 
 
 def make_submission(notebook: Path, package: Path, zip_path: Path) -> Path:
@@ -605,8 +611,8 @@ def otter_run(autograder_zip: Path, submission: Path, out_dir: Path, seed: int |
     behind is reaped. ``unisolated``: grade even where student code cannot be isolated (the project's own
     reference and stubs, which ``genai-hw release`` grades).
     """
-    from .gradescope import explain, failure_results
-    from .sandbox import reap_abandoned
+    from ..grading.gradescope import explain, failure_results
+    from ..grading.sandbox import reap_abandoned
 
     out_dir.mkdir(parents=True, exist_ok=True)
     results = out_dir / "results.json"
@@ -675,7 +681,7 @@ def release(root: Path, names: list[str] | None = None, out: Path | None = None,
             otter_zip = _otter_zip(homework, assign_out)
             with zipfile.ZipFile(otter_zip) as zf:
                 zf.extractall(build / "otter_zip")
-            from .harness import load_spec
+            from ..grading.harness import load_spec
 
             spec = load_spec(homework.cases_file)
             cases = list(spec.CASES)
@@ -690,7 +696,7 @@ def release(root: Path, names: list[str] | None = None, out: Path | None = None,
                                       out / "autograder", contents)
             log(f"{homework.name}: student release {student}, autograder {ag_zip}")
             if verify:
-                from .sandbox import preflight
+                from ..grading.sandbox import preflight
 
                 # Before grading: a grader that cannot run student code says why, not "0/20". The project's own
                 # reference and stubs are graded even where nothing isolates them.

@@ -1,6 +1,6 @@
 """What student code may ask of the kernel: a seccomp filter for its launcher.
 
-:mod:`autograder.sandbox` decides who student code runs as and where; this
+:mod:`autograder.grading.sandbox` decides who student code runs as and where; this
 module takes away what a user id cannot: the network, and a few kernel
 mechanisms that would let a submission hide from the grader or outlive it.
 The launcher of every student process (after it has dropped to the student's
@@ -208,7 +208,7 @@ SOURCE: str = _SOURCE_TEMPLATE.replace("__RULES__", repr(_RULES))
 
 def _confine_function() -> Callable[..., None]:
     namespace: dict[str, object] = {"__name__": "_genai_hw_seccomp"}
-    exec(compile(SOURCE, "<autograder.seccomp.SOURCE>", "exec"), namespace)
+    exec(compile(SOURCE, "<autograder.grading.seccomp.SOURCE>", "exec"), namespace)
     return namespace["_genai_hw_confine"]  # type: ignore[return-value]
 
 

@@ -7,9 +7,9 @@ user (``"reference"``: no gensim shortcuts forbidden, word vectors as plain
 arrays, on the CPU), so expected and submitted outcomes are made and encoded
 alike. What follows describes the student's side.
 
-Started by :mod:`autograder.harness` as ``python -I genai_hw_runner.py
+Started by :mod:`autograder.grading.harness` as ``python -I genai_hw_runner.py
 PACKAGE_ROOT``, as the sandbox's unprivileged package user
-(:mod:`autograder.sandbox`), where PACKAGE_ROOT is a read-only folder that
+(:mod:`autograder.grading.sandbox`), where PACKAGE_ROOT is a read-only folder that
 holds only this file, ``genai_hw_wire.py``, a snapshot of the submitted
 ``genai_hw/`` taken before any student code ran, and the data the cases
 load. It never sees the reference solutions or the hidden cases' code.

@@ -1,6 +1,6 @@
 """Student code in Linux namespaces of its own, for a grader that is not root (an instructor's laptop).
 
-Root gives each grading unprivileged users of its own (:mod:`autograder.sandbox`). A normal user has no
+Root gives each grading unprivileged users of its own (:mod:`autograder.grading.sandbox`). A normal user has no
 other user id to give, so each student process is started by :data:`LAUNCH` in new *user, PID, mount,
 network, IPC and UTS namespaces* (what ``unshare`` and bubblewrap use, open to any user where the kernel
 allows unprivileged user namespaces). Inside, it sees a file system of its own, built from a read-only
@@ -17,7 +17,7 @@ skeleton:
 Nothing else exists there: not the instructor's home, not the course checkout (an environment inside
 it is shown alone), not the autograder zip or Otter's folder with the hidden cases. The network
 namespace has no interface but a loopback that is down, and the seccomp filter of
-:mod:`autograder.seccomp` refuses every socket but ``AF_UNIX`` and every new namespace, as for root.
+:mod:`autograder.grading.seccomp` refuses every socket but ``AF_UNIX`` and every new namespace, as for root.
 Student code runs as the grader's user id, mapped to itself: it has no capability (they are dropped at
 ``execve``, and ``PR_SET_NO_NEW_PRIVS`` keeps it that way), so it cannot remount, unmount or change the
 mapping. Every process of a launch is in one PID namespace, whose inode the launcher records before

@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import grade as grading
-from . import sandbox, stubgen
+from ..grading import sandbox
+from . import grade as batch
+from . import stubgen
 from .release import PACKAGE, ReleaseError, project_root, release
 
 
@@ -30,16 +31,16 @@ def _grade(args: argparse.Namespace) -> int:
         print(f"isolation: {sandbox.ISOLATION_WORDS[mode]}", file=sys.stderr)
 
     out = Path(args.out)
-    submissions = grading.expand([Path(p) for p in args.submissions])
-    jobs = args.jobs if args.jobs is not None else grading.default_jobs()
+    submissions = batch.expand([Path(p) for p in args.submissions])
+    jobs = args.jobs if args.jobs is not None else batch.default_jobs()
     print(f"grading {len(submissions)} submission(s), {jobs} at a time", file=sys.stderr)
-    rows = grading.grade(Path(args.autograder), submissions, out, seed=args.seed, jobs=jobs,
-                         timeout=args.timeout, progress=grading.Progress(len(submissions)),
-                         unisolated=args.unsafe_no_isolation)
+    rows = batch.grade(Path(args.autograder), submissions, out, seed=args.seed, jobs=jobs,
+                   timeout=args.timeout, progress=batch.Progress(len(submissions)),
+                   unisolated=args.unsafe_no_isolation)
     csv_path = Path(args.csv) if args.csv else out / "grades.csv"
-    grading.write_csv(rows, csv_path)
+    batch.write_csv(rows, csv_path)
     report = write_report(rows, out / "report.html", title=f"{Path(args.autograder).stem}: grades")
-    print(grading.table(rows))
+    print(batch.table(rows))
     print(f"\nCSV: {csv_path}\nReport: {report}")
     return 1 if any(row["error"] for row in rows) else 0
 

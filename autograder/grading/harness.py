@@ -3,9 +3,9 @@
 :class:`GradingSession` (and :func:`grade_cases`, all its phases in one go)
 makes each case's inputs from the run's seed, runs the reference package in
 a process of its own (:class:`ReferenceProcess`) and the submitted package
-in a separate isolated one (:mod:`autograder.runner` both), and compares.
+in a separate isolated one (:mod:`autograder.grading.runner` both), and compares.
 Submitted code never runs in this process, and what both return arrives as
-plain data (:mod:`autograder.wire`) over pipes whose lines are signed with a
+plain data (:mod:`autograder.grading.wire`) over pipes whose lines are signed with a
 per-run key. This process never imports torch, gensim or the reference: a
 tensor is a :class:`wire.Tensor` here (dtype, device, numpy values).
 
@@ -60,7 +60,7 @@ import numpy as np
 from . import cases as cases_module
 from . import wire
 from .cases import Call, Case, short
-from .sandbox import DATA_FACTOR, MEMORY_MIB, PACKAGE_LIMIT, STARTUP_MIB, Sandbox, copy_tree
+from .sandbox import MEMORY_MIB, PACKAGE_LIMIT, STARTUP_MIB, Sandbox, copy_tree, data_allowance_mib
 
 REFERENCE_NAME = "genai_hw_reference"
 CALL_GRACE = 2.0
@@ -229,7 +229,7 @@ def _expected(record: dict[str, Any] | None, count: int) -> list[dict[str, Any]]
 
 
 class StudentProcess:
-    """Runs the cases of a job in isolated runner processes (see :mod:`autograder.runner`), one call at a time.
+    """Runs the cases of a job in isolated runner processes (see :mod:`autograder.grading.runner`), one call at a time.
 
     The submitted package is snapshotted into the sandbox's read-only
     ``pkg/`` folder when this object is made (before any student code runs);
@@ -333,7 +333,7 @@ class StudentProcess:
         return self.sandbox.watch.over.pop("package", None)
 
     def _data_mib(self) -> int | None:
-        return MEMORY_MIB["package"] * DATA_FACTOR
+        return data_allowance_mib("package")
 
     def _baseline(self, kib: Any) -> None:
         """A new runner's memory before any student code ran (None: it is starting). Only its first report,
@@ -679,7 +679,7 @@ def _judge(case: Case, one: Call, expected: dict[str, Any], got: dict[str, Any],
             return None
         if "MemoryError" in names:
             return (f"{on}: used more than {MEMORY_MIB['package']} MiB of memory (MemoryError: one process of "
-                    f"your package may allocate {MEMORY_MIB['package'] * DATA_FACTOR} MiB beyond what Python and "
+                    f"your package may allocate {data_allowance_mib('package')} MiB beyond what Python and "
                     "the homework's libraries hold before your code runs)")
         if "OutOfMemoryError" in names:  # torch's, on a GPU grader: the runner empties the cache after it
             return f"{on}: ran out of GPU memory (torch.OutOfMemoryError: {str(got.get('message', ''))[:200]})"
@@ -767,7 +767,7 @@ class GradingSession:
     ``reference``: the reference ``genai_hw`` folder (copied when the session
     starts; the caller may delete it then). This process only makes inputs
     and compares plain data: it never imports the reference, torch or gensim.
-    ``sandbox``: where student code runs (see :mod:`autograder.sandbox`); by
+    ``sandbox``: where student code runs (see :mod:`autograder.grading.sandbox`); by
     default the session makes its own and closes it in :meth:`finish`.
     """
 

@@ -12,12 +12,18 @@ grade``.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import traceback
 from pathlib import Path
 
 PROVISIONAL = ("Grading started but did not finish (it was stopped from outside). "
                "Please resubmit or tell your instructor.")
+
+
+def natural_key(name: str) -> list:
+    """``q2`` sorts before ``q10``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def _question_points(source: Path) -> dict[str, float]:
@@ -40,11 +46,9 @@ def _question_points(source: Path) -> dict[str, float]:
 
 def failure_results(source: Path, message: str) -> dict:
     """A Gradescope results record: every question scores 0, with ``message`` shown to the student."""
-    from .plugin import _natural_key
-
     points = _question_points(source)
     tests = [{"name": name, "score": 0, "max_score": points[name], "output": message, "visibility": "visible"}
-             for name in sorted(points, key=_natural_key)]
+             for name in sorted(points, key=natural_key)]
     return {"score": 0, "output": message, "tests": tests, "error": message}
 
 
@@ -90,8 +94,6 @@ def package_phase_results(source: Path, case_results: list, seed: int | None) ->
     """The record written once the package questions are graded, before the notebook has finished:
     what a grading stopped from outside (out of time or memory) still shows."""
     from .harness import question_report
-    from .plugin import _natural_key
-
     record = failure_results(source, "Not graded: the grading stopped before the notebook finished.")
     by_question: dict[str, list] = {}
     for result in case_results:
@@ -102,7 +104,7 @@ def package_phase_results(source: Path, case_results: list, seed: int | None) ->
         tests[question] = {"name": question, "score": sum(r.case.points for r in results if r.passed),
                            "max_score": sum(r.case.points for r in results)}
         reports[question] = question_report(question, results, seed)
-    record["tests"] = present([tests[name] for name in sorted(tests, key=_natural_key)], reports,
+    record["tests"] = present([tests[name] for name in sorted(tests, key=natural_key)], reports,
                               visibility_of(source))
     record["score"] = sum(test["score"] for test in record["tests"])
     record["output"] = (f"genai-hw: your package functions were graded on random inputs made from seed {seed}; "

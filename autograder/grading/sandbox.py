@@ -1,8 +1,8 @@
 """What student code may do: who it runs as, where, with what, and how it ends.
 
 Every process that runs submitted code (the package runner of
-:mod:`autograder.harness`, the notebook's Jupyter kernel started by
-:mod:`autograder.plugin`, and whatever those start) is launched with
+:mod:`autograder.grading.harness`, the notebook's Jupyter kernel started by
+:mod:`autograder.grading.plugin`, and whatever those start) is launched with
 :meth:`Sandbox.popen_kwargs` and ended by :meth:`Sandbox.kill`. Nothing else
 decides a student process's user, environment or working folder.
 
@@ -19,7 +19,7 @@ or write to results. ``/proc/<pid>/cmdline`` stays world-readable on Linux,
 so no path a student may learn from it can be readable by them.
 
 Where the grader is not root (an instructor's laptop) and Linux lets any user make namespaces, each
-student process runs in namespaces of its own instead (:mod:`autograder.namespaces`): its own PID, mount,
+student process runs in namespaces of its own instead (:mod:`autograder.grading.namespaces`): its own PID, mount,
 network and IPC namespaces, a file system that holds only the grading environment (read-only), its own
 folder and a private temporary folder. Where neither is possible nothing is isolated, and a grading runs
 only when the instructor asks for it explicitly (``GENAI_HW_UNSAFE_NO_ISOLATION=1``, which
@@ -104,6 +104,12 @@ DATA_FACTOR = 2
 limit times this (set by the process itself, before any student code runs): one huge allocation fails at
 once with MemoryError instead of racing the watcher. Generous, since the limit counts address space that is
 never touched, and a kernel that floods its output holds the unsent messages too."""
+
+
+def data_allowance_mib(role: str) -> int:
+    """MiB a process of ``role`` may add to its data size once its libraries are loaded (``DATA_FACTOR`` times
+    the role's memory limit): the runner and the kernel each set their RLIMIT_DATA from this."""
+    return MEMORY_MIB[role] * DATA_FACTOR
 MAX_PROCESSES = int(os.environ.get("GENAI_HW_MAX_PROCESSES", "128"))
 """RLIMIT_NPROC: processes and threads one student user may have at once."""
 MAX_FILE_MIB = int(os.environ.get("GENAI_HW_MAX_FILE_MIB", "64"))
@@ -130,7 +136,7 @@ not at all (the instructor asked for it)."""
 CONTAINER_HINT = (
     "run the grader as root in a throw-away container (for example `docker run --rm -it -v \"$PWD\":/course "
     "-w /course python:3.11 bash`, then the README's set-up), where each grading runs its student code as "
-    "unprivileged users of its own (README: How grading works)")
+    "unprivileged users of its own (docs/grading.md)")
 NOT_ISOLATED = (
     "Submissions are NOT isolated: the grader is not root and this machine gives it no namespaces to put "
     "student code in, so student code runs as your own user and can read your files and signal the grader. "
@@ -168,7 +174,7 @@ os.execv(sys.argv[5], sys.argv[5:])
 """Sets the student process's limits, makes it the OOM killer's first choice (oom_score_adj 1000; a grader
 without CAP_SYS_RESOURCE cannot stop it lowering that to 0, so MemoryWatch puts it back), becomes the student
 user (no supplementary groups, private files by default, and no way back up through a setuid program:
-no_new_privs), installs the seccomp filter of :mod:`autograder.seccomp` (no network, no namespaces, no
+no_new_privs), installs the seccomp filter of :mod:`autograder.grading.seccomp` (no network, no namespaces, no
 System V IPC or memfd), then runs the command. A launcher that cannot do all of it exits with a message
 and runs nothing."""
 
@@ -196,7 +202,7 @@ _UNAVAILABLE: dict[str, str | None] = {}
 
 def isolation(python: str = sys.executable, allow_none: bool | None = None) -> str:
     """How this grader isolates student code (one of :data:`MODES`): ``users`` as root; ``namespaces`` as a
-    normal user where the launcher of :mod:`autograder.namespaces` works here (tried once per process);
+    normal user where the launcher of :mod:`autograder.grading.namespaces` works here (tried once per process);
     else ``none`` if ``allow_none`` (by default: :data:`UNSAFE_ENV` is ``1``) and :class:`SandboxError` saying
     what to do if not."""
     if isolating():

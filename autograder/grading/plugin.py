@@ -4,7 +4,7 @@ Otter runs the submitted notebook in a Jupyter kernel and would run the
 hidden tests there too, where the notebook could have changed anything; it
 also deserialises data the submission controls. This plugin moves the
 package grading out of the kernel, runs every bit of student code in a
-sandbox (:mod:`autograder.sandbox`: its own unprivileged users when the
+sandbox (:mod:`autograder.grading.sandbox`: its own unprivileged users when the
 grader is root), and closes Otter's deserialisation paths.
 
 ``before_grading`` (Otter's own process, before it reads anything of the
@@ -20,14 +20,14 @@ grader is root), and closes Otter's deserialisation paths.
   from the autograder's ``genai_hw_grading/`` folder, starts the reference's
   own process on a private copy of the reference and deletes the reference
   from that folder, snapshots the submitted ``genai_hw/`` read-only and
-  grades it in the sandbox's package runner (:mod:`autograder.harness`; a
+  grades it in the sandbox's package runner (:mod:`autograder.grading.harness`; a
   runner that broke is restarted from the same snapshot for the remaining
   cases). This process compares plain data and never imports the reference
   or torch. Then every process of the package user
   is killed and a results.json with the package questions is written, so a
   grading stopped from outside during the notebook still shows them. The
   two phases never overlap, so the grading's memory is the grader's plus
-  one role's (README: How grading works). Last it copies the submission
+  one role's (docs/grading.md). Last it copies the submission
   into the sandbox's notebook folder, where the kernel will run as the
   notebook user, and sets ``GENAI_HW_GRADING=1``.
 
@@ -48,7 +48,6 @@ import contextlib
 import importlib
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -67,6 +66,7 @@ from otter.plugins import AbstractOtterPlugin
 
 from . import sandbox as sandboxing
 from .cases import clip
+from .gradescope import natural_key, package_phase_results, present, visibility_of
 
 GRADING_DIR = "genai_hw_grading"
 SEED_ENV_VAR = "GENAI_HW_SEED"
@@ -334,7 +334,7 @@ def _sandboxed_kernel_manager():
             cap = box.root / f"output-cap-{secrets.token_hex(6)}.py"
             cap.write_text(KERNEL_OUTPUT_CAP.format(
                 limit=2 * sandboxing.OUTPUT_LIMIT_BYTES, stack=list(ACTIVE.stack),
-                data_mib=sandboxing.MEMORY_MIB["notebook"] * sandboxing.DATA_FACTOR), encoding="utf-8")
+                data_mib=sandboxing.data_allowance_mib("notebook")), encoding="utf-8")
             box.share(cap, "notebook")
             kernel_cmd = [*kernel_cmd, f"--IPKernelApp.exec_files={cap}"]
             jupyter = {k: v for k, v in (kw.get("env") or {}).items() if k.startswith("JPY_")}
@@ -427,7 +427,6 @@ def _explained(original):
         record = original(self, ag_config)
         grader = ACTIVE
         if grader is not None and grader.reports is not None:
-            from .gradescope import present
 
             try:
                 record["tests"] = present(record["tests"], grader.reports, grader.visibility)
@@ -561,11 +560,6 @@ def _harden_otter() -> None:
         NotebookClient.process_message = _capped_messages(NotebookClient.process_message)
 
 
-def _natural_key(name: str) -> list:
-    """``q2`` sorts before ``q10``."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
 def put_given(package: Path, given: Path, modules: list[str]) -> list[str]:
     """Put the copy in ``given`` of each of ``modules`` into the submitted ``package``, over whatever the upload
     has under that name (a file, a folder, nothing): a module that the homework hands out solved is graded as
@@ -601,7 +595,8 @@ def _submission_folder(submission_path: str) -> Path:
 
 
 def _zip_plugin_class(source: Path) -> type | None:
-    """The plugin class of the autograder zip's own ``autograder/`` package, if this is not it.
+    """The plugin class of the autograder zip's own grading package (``source``: its ``autograder/grading/``
+    folder), if this is not it.
 
     ``otter run`` imports the plugin by name, so an installed ``autograder``
     (an editable checkout, say) would win over the code the zip carries.
@@ -613,9 +608,9 @@ def _zip_plugin_class(source: Path) -> type | None:
         return None
     for name in [n for n in sys.modules if n == "autograder" or n.startswith("autograder.")]:
         del sys.modules[name]
-    sys.path.insert(0, str(source.parent))
+    sys.path.insert(0, str(source.parents[1]))
     importlib.invalidate_caches()
-    module = importlib.import_module("autograder.plugin")
+    module = importlib.import_module("autograder.grading.plugin")
     return module.GenaiHwGrader
 
 
@@ -623,8 +618,8 @@ class GenaiHwGrader(AbstractOtterPlugin):
     """Grades ``genai_hw`` functions against the reference in a sandbox, and the notebook in another."""
 
     def __new__(cls, submission_path: str, submission_metadata: dict, plugin_config: dict) -> Any:
-        source = _submission_folder(submission_path).parent / "source" / "autograder"
-        own = _zip_plugin_class(source) if cls.__module__ == "autograder.plugin" else None
+        source = _submission_folder(submission_path).parent / "source" / "autograder" / "grading"
+        own = _zip_plugin_class(source) if cls.__module__ == "autograder.grading.plugin" else None
         if own is not None and own is not cls:
             return own(submission_path, submission_metadata, plugin_config)
         return super().__new__(cls)
@@ -726,7 +721,6 @@ class GenaiHwGrader(AbstractOtterPlugin):
         grading = self.source / GRADING_DIR
         manifest = json.loads((grading / "manifest.json").read_text(encoding="utf-8"))
         self.questions = manifest["questions"]
-        from .gradescope import visibility_of
 
         self.visibility = visibility_of(self.source)
         self.seed = int(os.environ.get(SEED_ENV_VAR) or secrets.randbelow(2**31))
@@ -759,7 +753,6 @@ class GenaiHwGrader(AbstractOtterPlugin):
     def _write_provisional(self) -> None:
         """A results.json with the package questions, before the notebook runs: a grading killed from outside
         (out of time, out of memory) still shows them. On Gradescope, Otter's results folder is the real one."""
-        from .gradescope import package_phase_results
 
         try:
             record = package_phase_results(self.source, self.case_results, self.seed)
@@ -852,7 +845,7 @@ class GenaiHwGrader(AbstractOtterPlugin):
             merged[question] = test_file
         ordered = {name: merged.pop(name, test_file) for name, test_file in results.results.items()}
         ordered.update(merged)
-        results.results = dict(sorted(ordered.items(), key=lambda item: _natural_key(item[0])))
+        results.results = dict(sorted(ordered.items(), key=lambda item: natural_key(item[0])))
         self.reports = reports
 
         if self.seed is not None:
@@ -870,7 +863,7 @@ class GenaiHwGrader(AbstractOtterPlugin):
 
             notes.insert(0, PACKAGE_MISSING)
         results.set_output("\n".join(notes))
-        results.set_plugin_data("autograder.plugin.GenaiHwGrader",
+        results.set_plugin_data("autograder.grading.plugin.GenaiHwGrader",
                                 {"seed": self.seed, "error": self.error, "plugin_file": __file__,
                                  "isolated": bool(self.sandbox and self.sandbox.isolated),
                                  "isolation": self.isolation(),

@@ -6,7 +6,7 @@ sandbox slot, so gradings side by side never share a student user); a
 submission that breaks or hangs ``otter run`` still gets a row, with the
 error. Scores come out as a table on the terminal, a CSV (one row per
 submission, one column per question) and an HTML report
-(:mod:`autograder.report`).
+(:mod:`autograder.build.report`).
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TextIO
 
-from . import sandbox
+from ..grading import sandbox
 from .release import otter_run, score_of
 
 SUBMISSION_SUFFIXES = (".zip", ".ipynb")
 GRADING_MEMORY_MIB = 768
-"""What one grading may take (README: How grading works); the default number of jobs leaves room for it."""
+"""What one grading may take (docs/grading.md); the default number of jobs leaves room for it."""
 
 
 def expand(paths: list[Path]) -> list[Path]:
