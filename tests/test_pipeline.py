@@ -219,6 +219,7 @@ def test_grade_command_table_csv_and_progress(graded_class):
     dave = {q: float(rows["dave.zip"][q]) for q in ("q1", "q2", "q8")}
     assert dave["q2"] < 2 and dave["q8"] < 3 and dave["q1"] == 2
     assert "did not finish within 45 s" in rows["erin.zip"]["error"]
+    assert float(rows["erin.zip"]["seconds"]) >= 45 > float(rows["alice.zip"]["seconds"]) > 0  # the whole otter run
     assert float(rows["erin.zip"]["q1"]) == 2  # graded before the notebook hung: kept
     assert all(Path(row["results"]).is_file() for row in rows.values())
     assert "alice.zip" in proc.stdout and "percent" in proc.stdout and "report.html" in proc.stdout
@@ -272,6 +273,9 @@ def test_the_report_renders_in_a_real_browser(graded_class):
         assert any("normalize" in t and "edge cases" in t for t in failures), failures
         assert any("perplexity" in t for t in failures), failures
         assert "carol.zip" in page.locator("ul.errors").inner_text()
+        timing = page.locator("table.timing tr")  # where grading time went: the whole run and each phase
+        assert timing.count() == 1 + 3
+        assert timing.nth(1).inner_text().split("\t")[-1] == "erin.zip"  # the hung notebook, stopped at 45 s
         href = page.locator("table.submissions a").first.get_attribute("href")
         assert json.loads((grades / href).read_text())["tests"]
         page.goto((grades / href).resolve().as_uri())

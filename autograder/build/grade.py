@@ -86,7 +86,8 @@ class Progress:
         self.stream.flush()
 
 
-def _row(submission: Path, results: dict, results_path: Path, isolation: str = "") -> dict:
+def _row(submission: Path, results: dict, results_path: Path, isolation: str = "",
+         seconds: float | None = None) -> dict:
     score, possible = score_of(results)
     row = {"submission": submission.name, "score": round(score, 4), "possible": round(possible, 4),
            "percent": round(100 * score / possible, 2) if possible else 0.0}
@@ -96,6 +97,7 @@ def _row(submission: Path, results: dict, results_path: Path, isolation: str = "
     extra = (results.get("extra_data") or {}).get("genai_hw") or {}
     seed = extra.get("seed")
     row["seed"] = "" if seed is None else str(seed)
+    row["seconds"] = "" if seconds is None else round(seconds, 1)  # the whole otter run, Otter's own work too
     row["isolation"] = extra.get("isolation") or isolation  # what the grading said, else what it was to get
     error_lines = (results.get("error") or "").strip().splitlines()
     row["error"] = error_lines[-1][:200] if error_lines else ""
@@ -123,12 +125,13 @@ def grade(autograder_zip: Path, submissions: list[Path], out_dir: Path, seed: in
 
     def one(number: int, submission: Path) -> dict:
         folder = out_dir / f"{number:03d}_{submission.stem}"
+        started = time.monotonic()
         try:
             results = otter_run(autograder_zip, submission, folder, seed=seed, timeout=timeout,
                                 unisolated=unisolated)
         except Exception as err:  # noqa: BLE001 - one submission never stops the batch
             results = {"tests": [], "error": f"genai-hw grade: grading failed ({type(err).__name__}: {err})"}
-        return _row(submission, results, folder / "results.json", mode)
+        return _row(submission, results, folder / "results.json", mode, time.monotonic() - started)
 
     rows: list[dict | None] = [None] * len(found)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -149,7 +152,7 @@ def columns(rows: list[dict]) -> list[str]:
     for row in rows:
         names += [k for k in row if k not in names]
     fixed = ["submission", "score", "possible", "percent"]
-    tail = ["seed", "isolation", "error", "results"]
+    tail = ["seed", "seconds", "isolation", "error", "results"]
     return fixed + [n for n in names if n not in fixed + tail] + tail
 
 

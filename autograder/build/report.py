@@ -4,7 +4,8 @@ One file, no script and nothing fetched: inline CSS and SVG. It holds the
 distribution of total scores and of each question's score (bar charts), the
 most frequent failures of each package question grouped by kind of hidden
 case (edge cases, random inputs), the submissions that could not be graded,
-and a row per submission linking its results.json.
+where grading time went (each phase's median and slowest), and a row per
+submission linking its results.json.
 """
 
 from __future__ import annotations
@@ -90,6 +91,38 @@ def _isolation_summary(rows: list[dict]) -> list[str]:
     return parts
 
 
+PHASES = {"package": "package questions (the runner and the reference)",
+          "notebook": "the notebook (its kernel, in grading mode)"}
+"""The phases whose wall seconds each grading records (results.json's ``extra_data.genai_hw.seconds``)."""
+
+
+def _timing(rows: list[dict], records: list[tuple[dict, dict]]) -> list[str]:
+    """Where grading time went on this class: per phase, and for the whole ``otter run`` (Otter's own start
+    and finish included), the median and the slowest submission."""
+    measured: dict[str, list[tuple[float, str]]] = {"whole": []}
+    for row in rows:
+        if isinstance(row.get("seconds"), (int, float)):
+            measured["whole"].append((float(row["seconds"]), row["submission"]))
+    for row, results in records:
+        seconds = ((results.get("extra_data") or {}).get("genai_hw") or {}).get("seconds") or {}
+        for phase in PHASES:
+            if isinstance(seconds.get(phase), (int, float)):
+                measured.setdefault(phase, []).append((float(seconds[phase]), row["submission"]))
+    names = {"whole": "the whole grading (otter run)", **PHASES}
+    lines = [(names[key], values) for key, values in measured.items() if values]
+    if not lines:
+        return []
+    parts = ['<h2>Grading time</h2><table class="timing"><tr><th>part</th><th>gradings</th><th>median (s)</th>'
+             "<th>slowest (s)</th><th>slowest submission</th></tr>"]
+    for name, values in lines:
+        slowest = max(values)
+        parts.append(f"<tr><td>{html.escape(name)}</td><td>{len(values)}</td>"
+                     f"<td>{statistics.median(v for v, _ in values):.1f}</td><td>{slowest[0]:.1f}</td>"
+                     f"<td>{html.escape(slowest[1])}</td></tr>")
+    parts.append("</table>")
+    return parts
+
+
 def write_report(rows: list[dict], path: Path, title: str = "genai-hw grades") -> Path:
     """Write the report for ``rows`` (``grade.grade``'s) at ``path``; return it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,11 +149,14 @@ def write_report(rows: list[dict], path: Path, title: str = "genai-hw grades") -
     parts.append("</div>")
 
     grouped: dict[tuple[str, str, str], list[str]] = {}
+    records: list[tuple[dict, dict]] = []
     for row in rows:
         try:
             results = json.loads(Path(row["results"]).read_text(encoding="utf-8"))
         except (OSError, ValueError, KeyError):
             continue
+        if isinstance(results, dict):
+            records.append((row, results))
         for question, kind, case, problem in set(failures(results)):
             grouped.setdefault((question, kind, case), []).append(problem)
     parts.append("<h2>Most frequent failures</h2>")
@@ -142,7 +178,9 @@ def write_report(rows: list[dict], path: Path, title: str = "genai-hw grades") -
         parts.append('<h2>Errors</h2><ul class="errors">' + "".join(
             f"<li>{html.escape(r['submission'])}: {html.escape(r['error'])}</li>" for r in errors) + "</ul>")
 
-    head = ["submission", "score", "possible", "percent", *questions, "isolation", "error"]
+    parts += _timing(rows, records)
+
+    head = ["submission", "score", "possible", "percent", *questions, "seconds", "isolation", "error"]
     parts.append('<h2>Submissions</h2><table class="submissions"><tr>'
                  + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>")
     for row in rows:
