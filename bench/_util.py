@@ -18,6 +18,16 @@ _PEAK = (
 )
 
 
+def shipped_reference(root: Path, homework, dest: Path) -> Path:
+    """The reference as a student's upload of ``homework`` carries it (``dest/genai_hw``): its modules, the
+    shared helpers, its given modules and its data, what its release ships. Uploading the whole
+    ``solutions/genai_hw`` instead makes the runner import every homework's modules (torch for homework 1
+    and 2) and zips 18 MB of other homeworks' data: a grading no student's upload gets."""
+    from autograder.build.release import copy_package, release_contents
+
+    return copy_package(root / "solutions" / "genai_hw", dest / "genai_hw", release_contents(root, homework))
+
+
 def measure(command: list[str], env: dict | None = None) -> tuple[float, float, int]:
     """Wall seconds, peak RSS in MiB of the largest process the command ran, exit code."""
     start = time.perf_counter()

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _util import measure_tree, report  # noqa: E402
+from _util import measure_tree, report, shipped_reference  # noqa: E402
 
 from autograder.build.release import find_homeworks, make_submission, release, run_assign  # noqa: E402
 
@@ -65,7 +65,7 @@ def main() -> None:
         hw_zip = release(ROOT, [hw], tmp / "dist", verify=False, log=lambda *_: None)[0]
         homework = find_homeworks(ROOT, [hw])[0]
         solution_nb = run_assign(ROOT, homework, tmp / "build") / "autograder" / f"{hw}.ipynb"
-        hw_sub = make_submission(solution_nb, ROOT / "solutions" / "genai_hw", tmp / f"{hw}.zip")
+        hw_sub = make_submission(solution_nb, shipped_reference(ROOT, homework, tmp / "reference"), tmp / f"{hw}.zip")
         runs = {"trivial": (trivial_zip, trivial_nb), "homework": (hw_zip, hw_sub)}
         times: dict[str, list[float]] = {k: [] for k in runs}
         peaks: dict[str, float] = {k: 0.0 for k in runs}

@@ -22,6 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _util import shipped_reference  # noqa: E402
 
 from autograder.build.release import find_homeworks, make_submission, release, run_assign, score_of  # noqa: E402
 
@@ -72,7 +75,8 @@ def main() -> None:
         zip_path = release(ROOT, [args.homework], tmp_path / "dist", verify=False)[0]
         homework = find_homeworks(ROOT, [args.homework])[0]
         solution = run_assign(ROOT, homework, tmp_path / "assign") / "autograder" / homework.master.name
-        upload = make_submission(solution, ROOT / "solutions" / "genai_hw", tmp_path / "reference.zip")
+        upload = make_submission(solution, shipped_reference(ROOT, homework, tmp_path / "reference"),
+                                 tmp_path / "reference.zip")
         times: dict[str, list[float]] = {"root": [], "normal user": []}
         for _ in range(args.repeat):
             times["root"].append(otter_run(zip_path, upload, tmp_path / "root", as_user=False))

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _util import MemoryCgroup, cpu_seconds, measure_tree, report  # noqa: E402
+from _util import MemoryCgroup, cpu_seconds, measure_tree, report, shipped_reference  # noqa: E402
 
 from autograder.build.release import find_homeworks, make_submission, release, run_assign  # noqa: E402
 from autograder.grading.sandbox import WATCH_INTERVAL  # noqa: E402
@@ -61,14 +61,16 @@ def main() -> None:
             tmp = Path(name)
             zip_path = release(ROOT, [hw], tmp / "dist", verify=False, log=lambda *_: None)[0]
             solution_nb = run_assign(ROOT, homework, tmp / "build") / "autograder" / f"{hw}.ipynb"
+            reference = shipped_reference(ROOT, homework, tmp / "reference")  # what an upload of it carries
             uploads = {
-                "reference": (solution_nb, ROOT / "solutions" / "genai_hw", None, None),
-                "stubs": (tmp / "dist" / "student" / hw / f"{hw}.ipynb", ROOT / "genai_hw", None, None),
-                "package_hog": (solution_nb, ROOT / "solutions" / "genai_hw", None, PACKAGE_HOG),
-                "package_swarm_hog": (solution_nb, ROOT / "solutions" / "genai_hw", None, PACKAGE_SWARM_HOG),
-                "notebook_hog": (solution_nb, ROOT / "solutions" / "genai_hw", NOTEBOOK_HOG, None),
-                "notebook_burst": (solution_nb, ROOT / "solutions" / "genai_hw", NOTEBOOK_BURST, None),
-                "print_flood": (solution_nb, ROOT / "solutions" / "genai_hw", PRINT_FLOOD, None),
+                "reference": (solution_nb, reference, None, None),
+                "stubs": (tmp / "dist" / "student" / hw / f"{hw}.ipynb", tmp / "dist" / "student" / hw / "genai_hw",
+                          None, None),
+                "package_hog": (solution_nb, reference, None, PACKAGE_HOG),
+                "package_swarm_hog": (solution_nb, reference, None, PACKAGE_SWARM_HOG),
+                "notebook_hog": (solution_nb, reference, NOTEBOOK_HOG, None),
+                "notebook_burst": (solution_nb, reference, NOTEBOOK_BURST, None),
+                "print_flood": (solution_nb, reference, PRINT_FLOOD, None),
             }
             figures: dict[str, float] = {}
             commands: dict[str, list[str]] = {}
