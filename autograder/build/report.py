@@ -18,6 +18,7 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
+from ..grading.gradescope import natural_key
 from .grade import columns
 
 KIND_TITLES = {"Edge cases": "edge cases", "Random inputs": "random inputs", "Edge cases and random inputs": "mixed",
@@ -165,7 +166,7 @@ def write_report(rows: list[dict], path: Path, title: str = "genai-hw grades") -
     by_question: dict[str, list] = {}
     for (question, kind, case), problems in grouped.items():
         by_question.setdefault(question, []).append((len(problems), kind, case, problems))
-    for question in sorted(by_question, key=lambda q: [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", q)]):
+    for question in sorted(by_question, key=natural_key):
         parts.append(f'<h3>{html.escape(question)}</h3><table class="failures"><tr><th>submissions</th>'
                      "<th>kind</th><th>hidden case</th><th>example</th></tr>")
         for count, kind, case, problems in sorted(by_question[question], key=lambda item: (-item[0], item[2]))[:8]:
