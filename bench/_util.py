@@ -82,6 +82,67 @@ def measure_tree(command: list[str], env: dict | None = None, interval: float = 
     return time.perf_counter() - start, peak / 1024, proc.returncode
 
 
+def _tree_pids(root: int) -> list[int]:
+    """``root`` and every process descended from it (by parent pid)."""
+    parents: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                parents[int(name)] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, changed = {root}, True
+    while changed:
+        changed = False
+        for pid, parent in parents.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                changed = True
+    return sorted(tree)
+
+
+def _rollup_kib(pid: int) -> tuple[int, int]:
+    """RSS and PSS of ``pid`` in KiB (0, 0 once it is gone)."""
+    rss = pss = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Rss:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, pss
+
+
+def measure_grading(command: list[str], env: dict | None = None, interval: float = 0.05,
+                    wrap=None) -> dict:
+    """Run ``command`` and sample its whole process tree every ``interval`` seconds.
+
+    Returns ``seconds`` (wall, from the launch), ``started`` (the launch's Unix time), ``rss_mib`` and
+    ``pss_mib`` (peaks of the tree's summed RSS and of its summed proportional set size: a library page
+    that several processes share counts once in PSS, once per process in RSS) and ``rc``.
+    """
+    started_unix = time.time()
+    start = time.perf_counter()
+    proc = subprocess.Popen(wrap(command) if wrap else command, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    rss_peak = pss_peak = 0
+    while proc.poll() is None:
+        rss = pss = 0
+        for pid in _tree_pids(proc.pid):
+            one_rss, one_pss = _rollup_kib(pid)
+            rss += one_rss
+            pss += one_pss
+        rss_peak, pss_peak = max(rss_peak, rss), max(pss_peak, pss)
+        time.sleep(interval)
+    return {"seconds": time.perf_counter() - start, "started": started_unix, "rss_mib": rss_peak / 1024,
+            "pss_mib": pss_peak / 1024, "rc": proc.returncode}
+
+
 def cpu_seconds(command: list[str], env: dict | None = None) -> tuple[float, float]:
     """Wall seconds and CPU seconds (user + system, every process of the command that was waited for)."""
     before = os.times()
@@ -168,6 +229,65 @@ class MemoryCgroup:
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(pid), signal.SIGKILL)
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.1)
+
+
+class CpuCgroup:
+    """A CPU quota of ``cpus`` CPUs (``cpus=0.5``: 50 ms of CPU time every 100 ms, Gradescope's half CPU) in a
+    cgroup under the caller's own (root, and a writable cgroup v1 ``cpu`` hierarchy or cgroup v2 with the cpu
+    controller; else ``available()`` is False). ``wrap(command)`` runs a command inside it."""
+
+    PERIOD_US = 100_000
+
+    def __init__(self, cpus: float) -> None:
+        self.cpus = cpus
+        self.path: Path | None = None
+        self.v2 = False
+        try:
+            lines = Path("/proc/self/cgroup").read_text().splitlines()
+        except OSError:
+            return
+        for line in lines:
+            _, controllers, own = line.split(":", 2)
+            if "cpu" in controllers.split(","):
+                parent = Path("/sys/fs/cgroup/cpu") / own.lstrip("/")
+            elif controllers == "" and Path("/sys/fs/cgroup/cgroup.controllers").exists():
+                parent = Path("/sys/fs/cgroup") / own.lstrip("/")
+                self.v2 = True
+            else:
+                continue
+            if os.geteuid() == 0 and os.access(parent, os.W_OK):
+                self.path = parent / f"genai-hw-bench-cpu-{os.getpid()}-{time.monotonic_ns()}"
+                break
+
+    def available(self) -> bool:
+        if self.path is None:
+            return False
+        quota = int(self.cpus * self.PERIOD_US)
+        try:
+            self.path.mkdir()
+            if self.v2:
+                (self.path / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+            else:
+                (self.path / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+                (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+        except OSError:
+            self.remove()
+            self.path = None
+            return False
+        return True
+
+    def wrap(self, command: list[str]) -> list[str]:
+        return ["sh", "-c", f'echo $$ > "{self.path}/cgroup.procs" && exec "$@"', "sh", *command]
+
+    def remove(self) -> None:
+        if self.path is None or not self.path.exists():
+            return
+        for _ in range(50):
             try:
                 self.path.rmdir()
                 return

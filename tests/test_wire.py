@@ -261,3 +261,28 @@ def test_the_plain_sgd_of_the_training_setups_steps_exactly_as_torchs():
             optimizer.step()
         for p, q in zip(ours.parameters(), theirs.parameters()):
             assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("lr", [0.05, 1e-3])
+def test_the_plain_adam_of_the_gan_setup_steps_exactly_as_torchs(lr):
+    """The GAN training set-up avoids torch.optim too (homework 3's cases); its Adam must move the parameters
+    bit for bit as ``torch.optim.Adam(params, lr)`` does over several steps, a forgotten ``zero_grad`` and a
+    parameter without a gradient (which neither counts as a step) included."""
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    ours, theirs = (torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2)) for _ in range(2))
+    theirs.load_state_dict(ours.state_dict())
+    start = [p.detach().clone() for p in ours.parameters()]
+    plain, reference = wire.PlainAdam(ours.parameters(), lr), torch.optim.Adam(theirs.parameters(), lr=lr)
+    x = torch.randn(5, 4, generator=g)
+    for step in range(6):
+        for model, optimizer in ((ours, plain), (theirs, reference)):
+            if step != 2:
+                optimizer.zero_grad()
+            layer = model[0] if step == 4 else model  # step 4: the second layer gets no gradient
+            (layer(x).square().sum() if step == 4 else model(x).square().sum()).backward()
+            optimizer.step()
+        for p, q in zip(ours.parameters(), theirs.parameters()):
+            assert torch.equal(p, q), f"step {step}"
+    assert all(not torch.equal(p, q) for p, q in zip(ours.parameters(), start))

@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from . import cases as cases_module
-from . import wire
+from . import timeline, wire
 from .cases import Call, Case, short
 from .sandbox import MEMORY_MIB, PACKAGE_LIMIT, STARTUP_MIB, Sandbox, copy_tree, data_allowance_mib
 
@@ -368,6 +368,7 @@ class StudentProcess:
         self._kill_all()  # nothing of an earlier runner survives into this one
         self.launched = time.monotonic()
         self.proc = self._launch()
+        timeline.mark(f"{self.role}.launched")
         os.set_blocking(self.proc.stdin.fileno(), False)  # written by _send, which never waits past a limit
         threading.Thread(target=_read_lines, args=(self.proc.stdout, self.key, self.lines, self.stopped),
                          daemon=True).start()
@@ -411,6 +412,7 @@ class StudentProcess:
                 return f"{TOO_LONG} while importing your genai_hw package"
             if self._setup_event(_parse(line)) == "ready":
                 self._baseline_open = False  # no baseline once student code has run
+                timeline.mark(f"{self.role}.ready")
                 return None
         if time.monotonic() >= self.deadline:
             return OUT_OF_TIME
@@ -421,6 +423,7 @@ class StudentProcess:
         if not isinstance(message, dict):
             return None
         if message.get("event") == "baseline":
+            timeline.mark(f"{self.role}.libraries")
             self._baseline(message.get("kib"))
         return message.get("event")
 
@@ -445,6 +448,8 @@ class StudentProcess:
             else:
                 job = self.pending.pop(0)
                 self.records[job["index"]] = self._run_case(job)
+                if not self.pending:
+                    timeline.mark(f"{self.role}.cases")
 
     def _run_case(self, job: dict[str, Any]) -> dict[str, Any]:
         """A case's record, made here from the outcomes of its calls: ``{"calls": [...]}`` (up to the first
@@ -802,6 +807,7 @@ class GradingSession:
                 self.fixed[index] = _fixed_calls(case, self.seed, self.calls[index])
             except Exception as err:  # a bug in the spec must not cost the whole grade
                 self.spec_errors[index] = _grader_error(err)
+        timeline.mark("inputs")
         if self.package_dir is None:
             return
         jobs = [
@@ -831,6 +837,7 @@ class GradingSession:
         self.student = StudentProcess(self.package_dir, jobs, self.sandbox, data_dir=self.data_dir,
                                       forbid_gensim=bool(resources), preload=list(resources.values()),
                                       deadline=deadline, stack=self.stack)
+        timeline.mark("snapshot")
         self.student.start()
 
     def work(self) -> None:

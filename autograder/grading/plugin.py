@@ -65,6 +65,7 @@ import nbformat
 from otter.plugins import AbstractOtterPlugin
 
 from . import sandbox as sandboxing
+from . import timeline
 from .cases import clip
 from .gradescope import natural_key, package_phase_results, present, visibility_of
 
@@ -436,7 +437,8 @@ def _explained(original):
             record.setdefault("extra_data", {})["genai_hw"] = {"seed": grader.seed, "seconds": dict(grader.seconds),
                                                                "memory_mib": grader.memory_report(),
                                                                "isolation": grader.isolation(),
-                                                               "notes": list(grader.instructor_notes)}
+                                                               "notes": list(grader.instructor_notes),
+                                                               "timeline": timeline.record()}
         return record
 
     to_gradescope_dict._genai_hw = True
@@ -499,7 +501,13 @@ def _harden_otter() -> None:
         if grader.sandbox is None or grader.kernel_dir is None:  # student code never runs unsandboxed
             grader.kernel_error = grader.kernel_error or "the grading sandbox could not be set up"
             return nb, resources
+        timeline.mark("executor")  # Otter handed the notebook to nbclient: the kernel starts now
         self.kernel_manager_class = manager_class
+        self.record_timing = True  # each cell's time, for the timeline's slowest cells
+        # Once the last cell has replied, Otter has what it needs (the checks ran in cells, their results are
+        # in the kernel's folder): the kernel is killed, not asked to tear itself down (a second of CPU with
+        # torch loaded, twice that on half a CPU, for nothing the grading reads).
+        self.shutdown_kernel = "immediate"
         resources = {"metadata": {"path": str(grader.kernel_dir)}}
         outcome: dict[str, Any] = {}
 
@@ -514,6 +522,7 @@ def _harden_otter() -> None:
 
         def ready(**kwargs: Any) -> None:
             """The kernel answered (its start-up files ran, no cell yet): what it holds is its baseline."""
+            timeline.mark("kernel.ready")
             watch.set_baseline("notebook", watch.usage()["notebook"])
 
         self.on_notebook_start = ready
@@ -528,6 +537,7 @@ def _harden_otter() -> None:
             if watch.over.get("notebook"):
                 break
         grader.seconds["notebook"] = round(time.monotonic() - started, 3)
+        timeline.mark("notebook")
         watch.sample()  # an OOM kill in the last moments counts too
         watch.phase = None
         if watch.over.get("notebook"):
@@ -542,6 +552,7 @@ def _harden_otter() -> None:
             thread.join(15)  # nbclient notices the dead kernel and cleans up
             return nb, resources
         grader.sandbox.kill("notebook")  # whatever the kernel left running
+        timeline.cells(nb)
         error = outcome.get("error")
         if error is not None:
             if not isinstance(error, (DeadKernelError, CellTimeoutError, RuntimeError, OSError)):
@@ -626,6 +637,8 @@ class GenaiHwGrader(AbstractOtterPlugin):
 
     def __init__(self, submission_path: str, submission_metadata: dict, plugin_config: dict) -> None:
         super().__init__(submission_path, submission_metadata, plugin_config)
+        timeline.reset()
+        timeline.mark("otter")  # Otter has started, unpacked the autograder and the upload, and loaded this
         self.case_results: list | None = None
         self.seed: int | None = None
         self.error: str | None = None
@@ -668,6 +681,7 @@ class GenaiHwGrader(AbstractOtterPlugin):
         # grade and release check first and say why; the Gradescope entry point exits without a result),
         # never a zero for the student.
         self.sandbox = sandboxing.Sandbox()
+        timeline.mark("sandbox")
         if not self.sandbox.isolated:
             self.instructor_notes.append(sandboxing.NOT_ISOLATED)
         self.sandbox.remember(submission.parent.parent)  # otter run's temporary folder, if this is one
@@ -683,13 +697,16 @@ class GenaiHwGrader(AbstractOtterPlugin):
         except Exception:
             self.error = traceback.format_exc(limit=5)
         self.seconds["package"] = round(time.monotonic() - started, 3)
+        timeline.mark("package")
         try:
             self._prepare_kernel_dir()
         except Exception:
             self.kernel_error = "the notebook could not be prepared: " + traceback.format_exc(limit=3)
+        timeline.mark("kernel_dir")
         return submission
 
     def after_grading(self, results: Any) -> None:
+        timeline.mark("otter_checks")  # Otter ran the notebook's checks and collected their results
         if self.sandbox is not None:
             self.sandbox.clear()  # nothing of the student's runs on while results are written
         try:
@@ -745,6 +762,7 @@ class GenaiHwGrader(AbstractOtterPlugin):
         try:
             session.work()
             self.case_results = session.finish()
+            timeline.mark("judged")
         finally:
             self.sandbox.watch.phase = None
             self.sandbox.clear_role("package")  # detached processes too: the notebook gets the memory
@@ -863,6 +881,7 @@ class GenaiHwGrader(AbstractOtterPlugin):
 
             notes.insert(0, PACKAGE_MISSING)
         results.set_output("\n".join(notes))
+        timeline.mark("merged")
         results.set_plugin_data("autograder.grading.plugin.GenaiHwGrader",
                                 {"seed": self.seed, "error": self.error, "plugin_file": __file__,
                                  "isolated": bool(self.sandbox and self.sandbox.isolated),

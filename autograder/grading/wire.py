@@ -122,7 +122,7 @@ class TrainStepSpec:
 
     ``TrainStepSpec("gan", 3, {"z_dim": 2, "x_dim": 2, "hidden": 8, "batch": 16, "lr": 0.05})``: a
     generator ``Linear(z, h) - ReLU - Linear(h, x)``, a discriminator ``Linear(x, h) - ReLU - Linear(h, 1)``,
-    SGD for each (``"optimizer": "adam"`` for Adam), a real batch of shape (batch, x) and noise (batch, z):
+    plain SGD for each (``"optimizer": "adam"`` for plain Adam: :class:`PlainSGD`, :class:`PlainAdam`), a real batch of shape (batch, x) and noise (batch, z):
     the arguments of ``gan.gan_train_step``. The parameters carry gradients left from an earlier step, as
     in a training loop, so a step that forgets ``zero_grad()`` ends somewhere else.
 
@@ -189,9 +189,9 @@ class TrainStepSpec:
                                         torch.nn.Linear(o["hidden"], o["x_dim"])).to(device)
         discriminator = torch.nn.Sequential(torch.nn.Linear(o["x_dim"], o["hidden"]), torch.nn.ReLU(),
                                             torch.nn.Linear(o["hidden"], 1)).to(device)
-        optimizer = torch.optim.Adam if o["optimizer"] == "adam" else torch.optim.SGD
-        opt_g = optimizer(generator.parameters(), lr=float(o["lr"]))
-        opt_d = optimizer(discriminator.parameters(), lr=float(o["lr"]))
+        optimizer = PlainAdam if o["optimizer"] == "adam" else PlainSGD  # torch.optim's, step for step
+        opt_g = optimizer(generator.parameters(), float(o["lr"]))
+        opt_d = optimizer(discriminator.parameters(), float(o["lr"]))
         data = torch.Generator().manual_seed(self.seed + 1)
         for model in (generator, discriminator):  # gradients left from an earlier step, as in a training loop
             for p in model.parameters():
@@ -248,6 +248,45 @@ class PlainSGD:
             for p in self.param_groups[0]["params"]:
                 if p.grad is not None:
                     p.add_(p.grad, alpha=-self.lr)
+        return loss
+
+
+class PlainAdam(PlainSGD):
+    """Adam with what a training step uses of ``torch.optim.Adam(params, lr)``: ``zero_grad()`` and ``step()``.
+
+    Not torch.optim's own, for the reason :class:`PlainSGD` gives. ``step()`` is the arithmetic of torch's
+    single-tensor Adam (its default for CPU tensors) with its defaults (betas 0.9 and 0.999, eps 1e-8, no
+    weight decay, no amsgrad), in its order of operations, so a parameter moves bit for bit as under
+    ``torch.optim.Adam`` on the CPU (tests/test_wire.py), and by the same formula on a GPU.
+    """
+
+    BETAS = (0.9, 0.999)
+    EPS = 1e-8
+
+    def __init__(self, params: Any, lr: float) -> None:
+        super().__init__(params, lr)
+        self.state: dict[int, tuple[Any, Any, list[int]]] = {}
+        """Each parameter's running averages and its count of steps, by ``id``."""
+
+    def step(self, closure: Any = None) -> Any:
+        import torch
+
+        loss = closure() if closure is not None else None
+        beta1, beta2 = self.BETAS
+        with torch.no_grad():
+            for p in self.param_groups[0]["params"]:
+                if p.grad is None:
+                    continue
+                if id(p) not in self.state:
+                    self.state[id(p)] = (torch.zeros_like(p), torch.zeros_like(p), [0])
+                exp_avg, exp_avg_sq, count = self.state[id(p)]
+                count[0] += 1  # torch counts steps per parameter: one without a gradient is skipped
+                exp_avg.lerp_(p.grad, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+                step = float(count[0])
+                step_size = self.lr / (1 - beta1 ** step)
+                denom = (exp_avg_sq.sqrt() / (1 - beta2 ** step) ** 0.5).add_(self.EPS)
+                p.addcdiv_(exp_avg, denom, value=-step_size)
         return loss
 
 
