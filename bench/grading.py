@@ -48,8 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import CpuCgroup, MemoryCgroup, measure_grading, report, shipped_reference  # noqa: E402
 
 from autograder.build import stubgen  # noqa: E402
-from autograder.build.release import (find_homeworks, make_submission, release, run_assign,  # noqa: E402
-                                      score_of)
+from autograder.build.release import find_homeworks, make_submission, release, run_assign, score_of  # noqa: E402
 
 BUDGET_RATIO = 2.0
 BUDGET_PEAK_MIB = 640

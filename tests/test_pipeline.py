@@ -248,6 +248,30 @@ def test_a_clean_grading_explains_itself_and_warns_of_nothing(graded_class):
     assert f"GENAI_HW_SEED={seed}" in log
 
 
+def test_a_grading_records_where_its_time_went(graded_class):
+    """results.json's timeline: every step of a clean grading, in the order they happen, and its slowest cells
+    (Otter's own first cell among them) with their first line."""
+    _, grades = graded_class
+    timeline = json.loads((grades / "001_alice" / "results.json").read_text())["extra_data"]["genai_hw"]["timeline"]
+    steps = [step for step, _ in timeline["steps"]]
+    offsets = [at for _, at in timeline["steps"]]
+    assert timeline["at"] > 1.7e9 and offsets == sorted(offsets) and offsets[0] == 0
+    assert len(steps) == len(set(steps)), steps  # a clean grading starts each process once
+    for before, after in [("otter", "sandbox"), ("sandbox", "inputs"), ("snapshot", "student.launched"),
+                          ("student.launched", "student.libraries"), ("student.libraries", "student.ready"),
+                          ("student.ready", "student.cases"), ("reference.launched", "reference.ready"),
+                          ("reference.cases", "judged"), ("student.cases", "judged"), ("judged", "package"),
+                          ("package", "kernel_dir"), ("executor", "kernel.ready"), ("kernel.ready", "cells.first"),
+                          ("cells.first", "cells.last"), ("cells.last", "notebook"), ("notebook", "otter_checks"),
+                          ("otter_checks", "merged")]:
+        assert steps.index(before) < steps.index(after), (before, after, steps)
+    cells = timeline["cells"]
+    assert 0 < len(cells) <= 8 and [c[0] for c in cells] == sorted((c[0] for c in cells), reverse=True)
+    assert any(first.startswith("from otter import Notebook") for _, _, first in cells), cells
+    assert sum(seconds for seconds, _, _ in cells) <= offsets[steps.index("cells.last")] - offsets[
+        steps.index("cells.first")] + 0.01
+
+
 def test_the_report_renders_in_a_real_browser(graded_class):
     """The HTML report opened in headless Chromium: its charts are drawn, its tables filled, its links work."""
     browser_path = shutil.which("chromium")

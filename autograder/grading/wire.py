@@ -122,7 +122,8 @@ class TrainStepSpec:
 
     ``TrainStepSpec("gan", 3, {"z_dim": 2, "x_dim": 2, "hidden": 8, "batch": 16, "lr": 0.05})``: a
     generator ``Linear(z, h) - ReLU - Linear(h, x)``, a discriminator ``Linear(x, h) - ReLU - Linear(h, 1)``,
-    plain SGD for each (``"optimizer": "adam"`` for plain Adam: :class:`PlainSGD`, :class:`PlainAdam`), a real batch of shape (batch, x) and noise (batch, z):
+    plain SGD for each (:class:`PlainSGD`; ``"optimizer": "adam"`` for :class:`PlainAdam`), a real batch of
+    shape (batch, x) and noise (batch, z):
     the arguments of ``gan.gan_train_step``. The parameters carry gradients left from an earlier step, as
     in a training loop, so a step that forgets ``zero_grad()`` ends somewhere else.
 
