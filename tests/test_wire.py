@@ -132,7 +132,9 @@ def test_a_training_setup_travels_as_its_seed_and_is_built_alike_on_both_sides()
     back = wire.loads(wire.dumps(spec))
     assert isinstance(back, wire.TrainStepSpec) and (back.kind, back.seed, back.options) == ("gan", 5, spec.options)
     first, second = wire.realize_args((spec,)), wire.realize_args((back,))
-    assert len(first) == 6 and isinstance(first[2], torch.optim.SGD)
+    assert len(first) == 6 and type(first[2]) is wire.PlainSGD and first[2].lr == 0.1
+    adam = wire.realize_args((wire.TrainStepSpec("gan", 5, {"optimizer": "adam"}),))
+    assert type(adam[2]) is wire.PlainAdam and type(adam[3]) is wire.PlainAdam
     for a, b in zip(first[0].parameters(), second[0].parameters()):
         assert torch.equal(a, b) and torch.equal(a.grad, b.grad)
     assert torch.equal(first[4], second[4]) and first[4].shape == (4, 2)
