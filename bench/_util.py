@@ -39,28 +39,13 @@ def measure(command: list[str], env: dict | None = None) -> tuple[float, float, 
 
 def _tree_rss_kib(root: int) -> int:
     """Sum of RSS over ``root`` and every process descended from it (by parent pid), in KiB."""
-    parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
+    total = 0
+    for pid in _tree_pids(root):
         try:
-            with open(f"/proc/{name}/status") as f:
-                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            with open(f"/proc/{pid}/status") as f:
+                total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
         except OSError:
             continue
-        pid = int(name)
-        parents[pid] = int(fields.get("PPid", "0").strip())
-        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0])
-    total, tree, changed = 0, {root}, True
-    while changed:
-        changed = False
-        for pid, parent in parents.items():
-            if parent in tree and pid not in tree:
-                tree.add(pid)
-                changed = True
-    for pid in tree:
-        total += rss.get(pid, 0)
     return total
 
 
@@ -158,14 +143,15 @@ def report(name: str, figures: dict) -> None:
     print(json.dumps({"bench": name, **figures}))
 
 
-class MemoryCgroup:
-    """A memory cgroup of ``limit_mib`` under the caller's own, like a container's memory limit (root, and a
-    writable cgroup v1 memory hierarchy or cgroup v2 with the memory controller; else ``available()`` is
-    False). ``wrap(command)`` runs a command inside it; ``peak_mib()`` and ``oom_kills()`` read its counters.
-    """
+class _Cgroup:
+    """A cgroup under this process's own in ``CONTROLLER``'s hierarchy (root, and a writable cgroup v1
+    hierarchy or cgroup v2 with that controller; else ``available()`` is False). ``wrap(command)`` runs a
+    command inside it; ``remove()`` kills what is left in it and removes it."""
 
-    def __init__(self, limit_mib: int) -> None:
-        self.limit_mib = limit_mib
+    CONTROLLER = ""
+    PREFIX = "genai-hw-bench"
+
+    def __init__(self) -> None:
         self.path: Path | None = None
         self.v2 = False
         try:
@@ -174,29 +160,27 @@ class MemoryCgroup:
             return
         for line in lines:
             _, controllers, own = line.split(":", 2)
-            if "memory" in controllers.split(","):
-                parent = Path("/sys/fs/cgroup/memory") / own.lstrip("/")
+            if self.CONTROLLER in controllers.split(","):
+                parent = Path("/sys/fs/cgroup") / self.CONTROLLER / own.lstrip("/")
             elif controllers == "" and Path("/sys/fs/cgroup/cgroup.controllers").exists():
-                parent = Path("/sys/fs/cgroup") / own.lstrip("/")
-                self.v2 = True
+                parent, self.v2 = Path("/sys/fs/cgroup") / own.lstrip("/"), True
             else:
                 continue
             if os.geteuid() == 0 and os.access(parent, os.W_OK):
-                self.path = parent / f"genai-hw-bench-{os.getpid()}-{time.monotonic_ns()}"
-                break
+                self.path = parent / f"{self.PREFIX}-{os.getpid()}-{time.monotonic_ns()}"
+            return
+
+    def settings(self) -> dict[str, str]:
+        """The files to write in the new cgroup (by name) and their values."""
+        raise NotImplementedError
 
     def available(self) -> bool:
         if self.path is None:
             return False
         try:
             self.path.mkdir()
-            limit = str(self.limit_mib * 2**20)
-            if self.v2:
-                (self.path / "memory.max").write_text(limit)
-                (self.path / "memory.swap.max").write_text("0")
-            else:
-                (self.path / "memory.limit_in_bytes").write_text(limit)
-                (self.path / "memory.swappiness").write_text("0")
+            for name, value in self.settings().items():
+                (self.path / name).write_text(value)
         except OSError:
             self.remove()
             self.path = None
@@ -205,6 +189,37 @@ class MemoryCgroup:
 
     def wrap(self, command: list[str]) -> list[str]:
         return ["sh", "-c", f'echo $$ > "{self.path}/cgroup.procs" && exec "$@"', "sh", *command]
+
+    def remove(self) -> None:
+        if self.path is None or not self.path.exists():
+            return
+        for _ in range(50):
+            with contextlib.suppress(OSError):
+                for pid in (self.path / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), signal.SIGKILL)
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.1)
+
+
+class MemoryCgroup(_Cgroup):
+    """A memory cgroup of ``limit_mib``, like a container's memory limit, without swap. ``peak_mib()`` and
+    ``oom_kills()`` read its counters."""
+
+    CONTROLLER = "memory"
+
+    def __init__(self, limit_mib: int) -> None:
+        self.limit_mib = limit_mib
+        super().__init__()
+
+    def settings(self) -> dict[str, str]:
+        limit = str(self.limit_mib * 2**20)
+        if self.v2:
+            return {"memory.max": limit, "memory.swap.max": "0"}
+        return {"memory.limit_in_bytes": limit, "memory.swappiness": "0"}
 
     def peak_mib(self) -> float | None:
         name = "memory.peak" if self.v2 else "memory.max_usage_in_bytes"
@@ -221,75 +236,20 @@ class MemoryCgroup:
                 return int(value)
         return 0
 
-    def remove(self) -> None:
-        if self.path is None or not self.path.exists():
-            return
-        for _ in range(50):
-            pids = (self.path / "cgroup.procs").read_text().split()
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
-            try:
-                self.path.rmdir()
-                return
-            except OSError:
-                time.sleep(0.1)
 
+class CpuCgroup(_Cgroup):
+    """A CPU quota of ``cpus`` CPUs (``cpus=0.5``: 50 ms of CPU time every 100 ms, Gradescope's half CPU)."""
 
-class CpuCgroup:
-    """A CPU quota of ``cpus`` CPUs (``cpus=0.5``: 50 ms of CPU time every 100 ms, Gradescope's half CPU) in a
-    cgroup under the caller's own (root, and a writable cgroup v1 ``cpu`` hierarchy or cgroup v2 with the cpu
-    controller; else ``available()`` is False). ``wrap(command)`` runs a command inside it."""
-
+    CONTROLLER = "cpu"
+    PREFIX = "genai-hw-bench-cpu"
     PERIOD_US = 100_000
 
     def __init__(self, cpus: float) -> None:
         self.cpus = cpus
-        self.path: Path | None = None
-        self.v2 = False
-        try:
-            lines = Path("/proc/self/cgroup").read_text().splitlines()
-        except OSError:
-            return
-        for line in lines:
-            _, controllers, own = line.split(":", 2)
-            if "cpu" in controllers.split(","):
-                parent = Path("/sys/fs/cgroup/cpu") / own.lstrip("/")
-            elif controllers == "" and Path("/sys/fs/cgroup/cgroup.controllers").exists():
-                parent = Path("/sys/fs/cgroup") / own.lstrip("/")
-                self.v2 = True
-            else:
-                continue
-            if os.geteuid() == 0 and os.access(parent, os.W_OK):
-                self.path = parent / f"genai-hw-bench-cpu-{os.getpid()}-{time.monotonic_ns()}"
-                break
+        super().__init__()
 
-    def available(self) -> bool:
-        if self.path is None:
-            return False
+    def settings(self) -> dict[str, str]:
         quota = int(self.cpus * self.PERIOD_US)
-        try:
-            self.path.mkdir()
-            if self.v2:
-                (self.path / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
-            else:
-                (self.path / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
-                (self.path / "cpu.cfs_quota_us").write_text(str(quota))
-        except OSError:
-            self.remove()
-            self.path = None
-            return False
-        return True
-
-    def wrap(self, command: list[str]) -> list[str]:
-        return ["sh", "-c", f'echo $$ > "{self.path}/cgroup.procs" && exec "$@"', "sh", *command]
-
-    def remove(self) -> None:
-        if self.path is None or not self.path.exists():
-            return
-        for _ in range(50):
-            try:
-                self.path.rmdir()
-                return
-            except OSError:
-                time.sleep(0.1)
+        if self.v2:
+            return {"cpu.max": f"{quota} {self.PERIOD_US}"}
+        return {"cpu.cfs_period_us": str(self.PERIOD_US), "cpu.cfs_quota_us": str(quota)}
