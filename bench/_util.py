@@ -228,6 +228,18 @@ class MemoryCgroup(_Cgroup):
         except (OSError, ValueError):
             return None
 
+    def anon_mib(self) -> float | None:
+        """The processes' own memory in the cgroup now (anonymous pages: no page cache), MiB."""
+        key = "anon" if self.v2 else "rss"
+        try:
+            for line in (self.path / "memory.stat").read_text().splitlines():
+                name, _, value = line.partition(" ")
+                if name == key:
+                    return int(value) / 2**20
+        except (OSError, ValueError):
+            pass
+        return None
+
     def oom_kills(self) -> int:
         name = "memory.events" if self.v2 else "memory.oom_control"
         for line in (self.path / name).read_text().splitlines():
