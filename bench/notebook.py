@@ -26,6 +26,7 @@ from _util import report  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from autograder.build.release import find_homeworks, release  # noqa: E402
+from autograder.grading import timeline  # noqa: E402
 
 
 def main() -> None:
@@ -49,12 +50,7 @@ def main() -> None:
             start = time.perf_counter()
             client.execute()
             seconds = time.perf_counter() - start
-        cells = []
-        for index, cell in enumerate(nb.cells):
-            timing = cell.get("metadata", {}).get("execution", {})
-            if "iopub.execute_input" in timing and "shell.execute_reply" in timing:
-                took = (_instant(timing["shell.execute_reply"]) - _instant(timing["iopub.execute_input"]))
-                cells.append((took, index, (cell.source.splitlines() or [""])[0][:70]))
+        cells = [(end - start, index, first[:70]) for start, end, index, first in timeline.cell_times(nb)]
         for took, index, first in sorted(cells, reverse=True)[: args.cells]:
             print(f"  {hw} cell {index}: {took:6.1f} s  {first}", file=sys.stderr)
         if args.keep is not None:
@@ -62,12 +58,6 @@ def main() -> None:
             nbformat.write(nb, args.keep / f"{hw}.ipynb")
         budget = 300.0 if hw.startswith(("hw05", "hw06")) else 180.0
         report(f"notebook_{hw}", {"seconds": seconds, "budget_s": budget, "cpus": len(os.sched_getaffinity(0))})
-
-
-def _instant(stamp: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 if __name__ == "__main__":

@@ -25,32 +25,38 @@ def reset() -> None:
     _CELLS.clear()
 
 
-def cells(nb) -> None:
-    """Keep the slowest cells of an executed notebook (nbclient's ``record_timing`` metadata): seconds from
-    the kernel taking the cell to its reply, the cell's index in the notebook as graded (Otter's own cells
-    included) and its first line."""
+def cell_times(nb, since: float = 0.0, until: float = float("inf")) -> list[tuple[float, float, int, str]]:
+    """Each executed cell of ``nb`` (nbclient's ``record_timing`` metadata) as ``(start, end, index, first
+    line)``, Unix times of the kernel taking the cell and of its reply; only cells inside ``since`` ..
+    ``until``. The notebook's metadata may hold anything: a cell that cannot be read is left out."""
     from datetime import datetime
 
     def instant(stamp: str) -> float:
         return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
-    # Only times inside this grading: a cell that did not run may carry whatever the uploaded file says.
-    since, until = (_MARKS[0][1] if _MARKS else 0.0), time.time()
-    timed, first, last = [], None, None
+    times = []
     for index, cell in enumerate(getattr(nb, "cells", [])):
-        try:  # the uploaded notebook's metadata may hold anything: a cell that cannot be read is left out
+        try:
             timing = cell["metadata"]["execution"]
             start, end = instant(timing["iopub.execute_input"]), instant(timing["shell.execute_reply"])
             line = (str(cell.get("source", "")).splitlines() or [""])[0][:80]
         except Exception:  # noqa: BLE001 - timing is for instructors; it never costs a grading
             continue
-        if not since <= start <= end <= until:
-            continue
-        first, last = start if first is None else min(first, start), end if last is None else max(last, end)
-        timed.append((round(end - start, 3), index, line))
-    _CELLS[:] = sorted(timed, reverse=True)[:SLOWEST_CELLS]
-    if first is not None:  # the first cell's start and the last cell's reply, as marks in their place
-        _MARKS.extend([("cells.first", first), ("cells.last", last)])
+        if since <= start <= end <= until:
+            times.append((start, end, index, line))
+    return times
+
+
+def cells(nb) -> None:
+    """Keep the slowest cells of the notebook this grading executed: seconds from the kernel taking the cell
+    to its reply, the cell's index in the notebook as graded (Otter's own cells included) and its first line;
+    mark the first cell's start and the last cell's reply. Only times inside this grading count: a cell that
+    did not run may carry whatever the uploaded file says."""
+    times = cell_times(nb, _MARKS[0][1] if _MARKS else 0.0, time.time())
+    _CELLS[:] = sorted(((round(end - start, 3), index, line) for start, end, index, line in times),
+                       reverse=True)[:SLOWEST_CELLS]
+    if times:
+        _MARKS.extend([("cells.first", min(t[0] for t in times)), ("cells.last", max(t[1] for t in times))])
         _MARKS.sort(key=lambda item: item[1])
 
 
