@@ -57,14 +57,8 @@ def measure_tree(command: list[str], env: dict | None = None, interval: float = 
     they stay descendants of the grader, so the tree holds them. ``wrap``
     (``MemoryCgroup.wrap``) runs the command inside a cgroup.
     """
-    start = time.perf_counter()
-    proc = subprocess.Popen(wrap(command) if wrap else command, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env)
-    peak = 0
-    while proc.poll() is None:
-        peak = max(peak, _tree_rss_kib(proc.pid))
-        time.sleep(interval)
-    return time.perf_counter() - start, peak / 1024, proc.returncode
+    figures = measure_grading(command, env=env, interval=interval, wrap=wrap, pss=False)
+    return figures["seconds"], figures["rss_mib"], figures["rc"]
 
 
 def _tree_pids(root: int) -> list[int]:
@@ -104,12 +98,13 @@ def _rollup_kib(pid: int) -> tuple[int, int]:
 
 
 def measure_grading(command: list[str], env: dict | None = None, interval: float = 0.05,
-                    wrap=None) -> dict:
+                    wrap=None, pss: bool = True) -> dict:
     """Run ``command`` and sample its whole process tree every ``interval`` seconds.
 
     Returns ``seconds`` (wall, from the launch), ``started`` (the launch's Unix time), ``rss_mib`` and
     ``pss_mib`` (peaks of the tree's summed RSS and of its summed proportional set size: a library page
-    that several processes share counts once in PSS, once per process in RSS) and ``rc``.
+    that several processes share counts once in PSS, once per process in RSS) and ``rc``. Without ``pss``
+    only RSS is read (``/proc/PID/status``, cheaper than ``smaps_rollup``) and ``pss_mib`` is 0.
     """
     started_unix = time.time()
     start = time.perf_counter()
@@ -117,12 +112,12 @@ def measure_grading(command: list[str], env: dict | None = None, interval: float
                             stderr=subprocess.DEVNULL, env=env)
     rss_peak = pss_peak = 0
     while proc.poll() is None:
-        rss = pss = 0
-        for pid in _tree_pids(proc.pid):
-            one_rss, one_pss = _rollup_kib(pid)
-            rss += one_rss
-            pss += one_pss
-        rss_peak, pss_peak = max(rss_peak, rss), max(pss_peak, pss)
+        if pss:
+            rollups = [_rollup_kib(pid) for pid in _tree_pids(proc.pid)]
+            rss_now, pss_now = sum(r for r, _ in rollups), sum(p for _, p in rollups)
+        else:
+            rss_now, pss_now = _tree_rss_kib(proc.pid), 0
+        rss_peak, pss_peak = max(rss_peak, rss_now), max(pss_peak, pss_now)
         time.sleep(interval)
     return {"seconds": time.perf_counter() - start, "started": started_unix, "rss_mib": rss_peak / 1024,
             "pss_mib": pss_peak / 1024, "rc": proc.returncode}
