@@ -188,6 +188,26 @@ def test_dying_kernel_still_gives_results(released, solution_notebook, tmp_path)
     assert "could not be graded" in results["output"]
 
 
+def test_grader_python_called_through_a_private_link(released, solution_notebook, tmp_path):
+    """``. .venv/bin/activate`` in a private checkout (as root, .venv links to an environment outside it):
+    Otter's kernel spec names that path, which student users cannot follow; the kernel still starts."""
+    private = tmp_path / "checkout"
+    private.mkdir(mode=0o700)
+    (private / ".venv").symlink_to(sys.prefix, target_is_directory=True)
+    submission = make_submission(solution_notebook, shipped(HW01), tmp_path / "ok.zip")
+    shutil.copyfile(released["zip"], private / "autograder.zip")
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.run([str(private / ".venv" / "bin" / "python"), "-m", "otter", "run", "--no-logo", "-a",
+                           str(private / "autograder.zip"), "-o", str(out), str(submission)],
+                          cwd=private, capture_output=True, text=True, timeout=600)
+    results = json.loads((out / "results.json").read_text())
+    assert "could not be graded" not in results["output"], results["output"]
+    assert per_question(results)["q9"] == (1, 1), proc.stdout[-2000:]
+    public = next(t for t in results["tests"] if t["name"] == "Public Tests")
+    assert "the notebook could not be run" not in public["output"]
+
+
 @pytest.fixture(scope="module")
 def graded_class(released, solution_notebook, tmp_path_factory):
     """``genai-hw grade --jobs 2`` on a small class: a perfect upload, the stubs, a broken zip, an upload with

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from autograder.grading import seccomp
+from autograder.grading.sandbox import resolve_folders
 from conftest import ROOT
 
 pytestmark = [
@@ -328,7 +329,8 @@ def launcher() -> list[str]:
         + "\n_genai_hw_confine()\nimport os, sys\n"
         + f"os.execv(sys.executable, [sys.executable, '-c', {CHECK!r}])\n"
     )
-    return [sys.executable, "-I", "-S", "-c", code]
+    # The Python as student users reach it (not through a private checkout's .venv link).
+    return [resolve_folders(sys.executable), "-I", "-S", "-c", code]
 
 
 def test_launcher_installs_the_filter_before_exec():

@@ -337,7 +337,10 @@ def _sandboxed_kernel_manager():
                 limit=2 * sandboxing.OUTPUT_LIMIT_BYTES, stack=list(ACTIVE.stack),
                 data_mib=sandboxing.data_allowance_mib("notebook")), encoding="utf-8")
             box.share(cap, "notebook")
-            kernel_cmd = [*kernel_cmd, f"--IPKernelApp.exec_files={cap}"]
+            # The kernel spec names the grader's Python as it was called (``sys.executable``), maybe through the
+            # private checkout's .venv link that student users cannot follow: the path the sandbox checked.
+            kernel_cmd = [sandboxing.resolve_folders(kernel_cmd[0]), *kernel_cmd[1:],
+                          f"--IPKernelApp.exec_files={cap}"]
             jupyter = {k: v for k, v in (kw.get("env") or {}).items() if k.startswith("JPY_")}
             kw.update(box.popen_kwargs("notebook", env=box.env("notebook", jupyter)))
             kw["cwd"] = str(ACTIVE.kernel_dir)

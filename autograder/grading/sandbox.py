@@ -962,6 +962,13 @@ def _make_readable(path: Path) -> None:
             os.chmod(os.path.join(folder, name), 0o644)
 
 
+def resolve_folders(program: str) -> str:
+    """``program`` with the folder links on its way resolved, its own name kept: as root, scripts/setup.sh
+    links the private checkout's ``.venv`` to the environment outside it, which student users can reach (the
+    environment's own ``python`` link is what makes it that environment, so it stays)."""
+    return os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(program))), os.path.basename(program))
+
+
 class Sandbox:
     """The student side of one grading: its users, folders and processes.
 
@@ -971,9 +978,7 @@ class Sandbox:
     """
 
     def __init__(self, python: str = sys.executable, allow_none: bool | None = None) -> None:
-        # A folder link on the way (as root, scripts/setup.sh links the private checkout's .venv to the
-        # environment outside it) is resolved, the environment's own python link is kept (it makes the venv).
-        self.python = os.path.join(os.path.realpath(os.path.dirname(python)), os.path.basename(python))
+        self.python = resolve_folders(python)
         self.token = secrets.token_hex(8)
         self.mode = isolation(self.python, allow_none)
         self.slot: int | None = None
