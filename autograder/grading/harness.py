@@ -354,9 +354,13 @@ class StudentProcess:
 
     def _launch(self) -> subprocess.Popen:
         command = [self.python, "-I", str(self.root / "genai_hw_runner.py"), str(self.root)]
+        kwargs = self.sandbox.popen_kwargs("package", env=self._env())
+        forked = self.sandbox.spawn("package", command, kwargs["env"], kwargs["cwd"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        if forked is not None:
+            return forked
         return subprocess.Popen(self.sandbox.command("package", command), stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                **self.sandbox.popen_kwargs("package", env=self._env()))
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, **kwargs)
 
     def launch(self) -> None:
         """Start a runner for the pending cases and send it their header, without waiting for it."""
@@ -633,9 +637,13 @@ class ReferenceProcess(StudentProcess):
         return env
 
     def _launch(self) -> subprocess.Popen:
-        proc = subprocess.Popen([self.python, "-I", str(self.root / "genai_hw_runner.py"), str(self.root)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                cwd=str(self.root), env=self._env(), start_new_session=True)
+        command = [self.python, "-I", str(self.root / "genai_hw_runner.py"), str(self.root)]
+        proc = self.sandbox.spawn(None, command, self._env(), str(self.root), stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        if proc is None:
+            proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, cwd=str(self.root), env=self._env(),
+                                    start_new_session=True)
         self.sandbox.adopt(proc)  # killed with the student processes if the grading is interrupted
         return proc
 
@@ -820,6 +828,7 @@ class GradingSession:
                      for a in [*one.args, *one.kwargs.values()] if isinstance(a, wire.WordVectorsSpec)}
         if self.sandbox is None:
             self.sandbox = Sandbox(python=self.python)
+        self.sandbox.preload(self.stack, kernel=False)  # where it can: one import of the libraries for both
         try:
             reference_jobs = [{**job, "check_mutation": False, "forbid_torch_attention": False,
                                "timeout": job["timeout"] * REFERENCE_SLACK}

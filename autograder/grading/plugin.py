@@ -346,6 +346,13 @@ def _sandboxed_kernel_manager():
             kw["cwd"] = str(ACTIVE.kernel_dir)
             # What the kernel writes to its own stdout/stderr would land in the grader's output.
             kw["stdout"] = kw["stderr"] = subprocess.DEVNULL
+            forked = box.spawn("notebook", kernel_cmd, kw["env"], kw["cwd"])  # from the preloaded zygote
+            if forked is not None:
+                provisioner = self.provisioner
+                provisioner.process, provisioner.pid, provisioner.pgid = forked, forked.pid, forked.pid
+                provisioner.cwd = kw["cwd"]
+                self._reconcile_connection_info(provisioner.connection_info)
+                return None
             return await super()._async_launch_kernel(box.command("notebook", kernel_cmd), **kw)
 
         def client(self, **kwargs: Any) -> Any:
@@ -754,6 +761,9 @@ class GenaiHwGrader(AbstractOtterPlugin):
             session = GradingSession(cases, package, grading / "reference" / "genai_hw", self.seed,
                                      data_dir=grading / "data", sandbox=self.sandbox)
             self.stack = session.stack
+            # One import of the libraries (and ipykernel) for the reference's, the student's and the kernel's
+            # Python, where the sandbox can (autograder.grading.zygote): it loads while the inputs are made.
+            self.sandbox.preload(self.stack, kernel=True)
             # The reference is copied to its process's private folder, the snapshot taken and imported,
             # before any other student code runs.
             session.start()

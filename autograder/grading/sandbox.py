@@ -151,7 +151,7 @@ NO_ISOLATION = (
 )
 
 
-DROP = SECCOMP_SOURCE + """
+DROP_STEPS = SECCOMP_SOURCE + """
 import ctypes, os, resource, signal, sys
 uid, gid, nproc, fsize = (int(a) for a in sys.argv[1:5])
 for limit, value in ((resource.RLIMIT_NPROC, nproc), (resource.RLIMIT_FSIZE, fsize), (resource.RLIMIT_CORE, 0)):
@@ -169,8 +169,8 @@ try:
     _genai_hw_confine()
 except OSError as err:
     raise SystemExit(f"genai-hw sandbox: {err}") from None
-os.execv(sys.argv[5], sys.argv[5:])
 """
+DROP = DROP_STEPS + "os.execv(sys.argv[5], sys.argv[5:])\n"
 """Sets the student process's limits, makes it the OOM killer's first choice (oom_score_adj 1000; a grader
 without CAP_SYS_RESOURCE cannot stop it lowering that to 0, so MemoryWatch puts it back), becomes the student
 user (no supplementary groups, private files by default, and no way back up through a setuid program:
@@ -1006,6 +1006,8 @@ class Sandbox:
         self.closed = False
         self._killing = threading.Lock()
         self.helpers: list[subprocess.Popen] = []
+        self.zygote = None
+        """The grading's preloaded process (:mod:`autograder.grading.zygote`), once :meth:`preload` started it."""
         if self.users:
             self._check_python()
         self.watch = MemoryWatch(self).start()
@@ -1161,6 +1163,42 @@ class Sandbox:
                 "links": links, "record": str(self.root / "ns" / role), "grader": os.getpid(),
                 "nproc": MAX_PROCESSES, "fsize": MAX_FILE_MIB * 2**20}
 
+    def preload(self, stack: list[str], kernel: bool = True) -> None:
+        """Start the grading's zygote, which imports ``stack`` (and ipykernel for the notebook's kernel) once
+        for every Python of this grading (:mod:`autograder.grading.zygote`): only where student code runs
+        as users of its own, and once."""
+        from . import zygote
+
+        if self.zygote is not None or not self.users or self.closed or not zygote.enabled():
+            return
+        env = self.env("package")
+        env = {name: env[name] for name in ("PATH", "LANG", "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE",
+                                             "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                             "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if name in env}
+        modules = [*stack, *(zygote.KERNEL_MODULES if kernel else ())]
+        try:
+            folder = self.private_folder(f"zygote-{secrets.token_hex(4)}")
+            env["HOME"] = env["TMPDIR"] = str(folder)
+            self.zygote = zygote.Zygote(self.python, modules, DROP_STEPS, env, str(folder))
+        except OSError:
+            return
+        self.adopt(self.zygote.proc)
+
+    def spawn(self, role: str | None, argv: list[str], env: dict[str, str], cwd: str, stdin=None, stdout=None,
+              stderr=None):
+        """``argv`` (``[python, -I, script, ...]`` or ``[python, -m, module, ...]``) forked by the zygote for
+        ``role`` (None: the grader's own user, as the reference's process runs), or None where there is no
+        zygote or it cannot: the caller then launches ``argv`` as before."""
+        if self.zygote is None or self.closed or not argv or argv[0] != self.python:
+            return None
+        drop = None
+        if role is not None:
+            if not self.users:
+                return None
+            drop = [self.uids[role], self.uids[role], MAX_PROCESSES, MAX_FILE_MIB * 2**20]
+        return self.zygote.spawn(argv, env, cwd, drop=drop, stdin=stdin, stdout=stdout, stderr=stderr,
+                                 module=len(argv) > 2 and argv[1] == "-m")
+
     def popen_kwargs(self, role: str, env: dict[str, str] | None = None) -> dict:
         """Keyword arguments for ``subprocess.Popen`` that start :meth:`command` for ``role``."""
         return {"cwd": str(self.homes[role]), "env": env or self.env(role), "start_new_session": True}
@@ -1274,6 +1312,8 @@ class Sandbox:
         """
         if hasattr(self, "watch"):
             self.watch.stop()
+        if self.zygote is not None:
+            self.zygote.close()
         for helper in self.helpers:
             if helper.poll() is None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
