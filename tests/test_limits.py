@@ -82,7 +82,7 @@ def only_lost(results: dict, lost: set[str]) -> None:
 def wrapped(code: str) -> dict[str, str]:
     body = "\n".join("        " + line for line in code.strip().splitlines())
     return {"training": f"_fit_line = fit_line\n\ndef fit_line(*args, **kwargs):\n    import sys\n"
-                       f"    if 'ipykernel' not in sys.modules:\n{body}\n"
+                       f"    if sys.argv[0].endswith('genai_hw_runner.py'):  # the package runner, not the kernel\n{body}\n"
                        "    return _fit_line(*args, **kwargs)\n"}
 
 
@@ -299,7 +299,7 @@ def test_student_code_is_the_oom_killers_first_choice_and_stays_it():
             f"time.sleep(10 * {sandbox.WATCH_INTERVAL})\nprint(open(path).read().strip())")
     with sandbox.Sandbox() as box:
         for role in sandbox.ROLES:
-            out = subprocess.run(box.command(role, [sys.executable, "-c", code]), capture_output=True, text=True,
+            out = subprocess.run(box.command(role, [box.python, "-c", code]), capture_output=True, text=True,
                                  timeout=60, **box.popen_kwargs(role, env=box.env(role)))
             lines = out.stdout.split()
             assert lines[0] == "1000", out.stdout + out.stderr

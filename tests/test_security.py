@@ -341,10 +341,23 @@ while not _found["processes"] and _time.monotonic() < _deadline:
             _args = open(f"/proc/{_pid}/cmdline", "rb").read().decode().split("\\0")
         except OSError:
             continue
-        if any("/reference-" in a for a in _args):
+        if any("/reference-" in a for a in _args):  # an exec'd reference names its folder
             _found["processes"].append(_pid)
             _found["folders"] += [a for a in _args if "/reference-" in a and not a.endswith(".py")]
+        elif _pid != str(_os.getpid()) and any("genai_hw_zygote" in a for a in _args):
+            # a forked one shows the zygote's command line: the grader's other processes of this grading
+            _found["processes"].append(_pid)
     _time.sleep(0.05)
+# Forked by the zygote, this process began as a copy of its memory, which had the reference's launch (its
+# folder): read it where it lies (this process's own writable memory).
+import re as _re
+for _line in open("/proc/self/maps").read().splitlines():
+    _fields = _line.split()
+    if _fields[1].startswith("rw") and (len(_fields) < 6 or _fields[5] == "[heap]"):
+        _start, _end = (int(x, 16) for x in _fields[0].split("-"))
+        _chunk = __import__("ctypes").string_at(_start, min(_end - _start, 64 << 20))
+        _found["folders"] += sorted({m.decode() for m in _re.findall(rb"/[\\w/.-]*genai-hw-sandbox-[\\w-]+/reference-[0-9a-f]{8}", _chunk)})
+_found["folders"] = sorted(set(_found["folders"]))
 _found["folders"] += _glob.glob("/tmp/genai-hw-sandbox-*/reference-*")  # finds nothing: the sandbox is 0711
 _found["files"] = [f"{f}/genai_hw/ngrams.py" for f in _found["folders"]]
 _found["files"] += [f"/proc/{p}/{e}" for p in _found["processes"] for e in ("environ", "mem", "cwd/genai_hw/ngrams.py")]
@@ -388,7 +401,10 @@ def test_student_code_cannot_reach_the_reference_process(tmp_path, report_dir):
     cases = [c for c in load_cases(ROOT / "assignments" / HW01 / "hidden_cases.py") if c.question in ("q3", "q4")]
     results = grade_cases(cases, student, reference, 3)
     seen = findings(report_dir, "reference")
-    assert seen["processes"] and seen["folders"] and len(seen["files"]) >= 4, seen  # the attack had its targets
+    # The attack had its targets: the reference's process (exec'd: its folder named on its command line;
+    # forked by the zygote: the folder only through /proc/PID/cwd, and in the zygote's memory, where this
+    # process finds it only if the student's launch did not reuse that memory, as it usually does).
+    assert seen["processes"] and len(seen["files"]) >= 3, seen
     assert seen["read"] == [] and seen["signalled"] == [], seen
     assert [r.message for r in results if not r.passed] == []  # the reference answered, the student's code too
     assert not list(Path("/tmp").glob("genai-hw-sandbox-*/reference-*")), "the reference's folder outlived it"

@@ -65,7 +65,7 @@ MESSAGE_BYTES = 1 << 20
 SPAWN_TIMEOUT = 30.0
 """Seconds to wait for the zygote's answer to a spawn (its libraries load first): past it, exec as before."""
 
-SOURCE = r'''
+SOURCE = r'''# genai_hw_zygote (autograder/grading/zygote.py)
 import array, importlib, json, os, select, signal, socket, sys
 
 if sys.path and sys.path[0] == "":  # as under -I: no folder of the caller's on the path
