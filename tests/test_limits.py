@@ -82,7 +82,7 @@ def only_lost(results: dict, lost: set[str]) -> None:
 def wrapped(code: str) -> dict[str, str]:
     body = "\n".join("        " + line for line in code.strip().splitlines())
     return {"training": f"_fit_line = fit_line\n\ndef fit_line(*args, **kwargs):\n    import sys\n"
-                       f"    if sys.argv[0].endswith('genai_hw_runner.py'):  # the package runner, not the kernel\n{body}\n"
+                       f"    if sys.argv[0].endswith('genai_hw_runner.py'):  # the runner, not the kernel\n{body}\n"
                        "    return _fit_line(*args, **kwargs)\n"}
 
 

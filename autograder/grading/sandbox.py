@@ -961,6 +961,13 @@ def _make_readable(path: Path) -> None:
         for name in files:
             os.chmod(os.path.join(folder, name), 0o644)
 
+def gpu_visible() -> bool:
+    """Whether this machine shows an NVIDIA GPU (the student's runner then computes on it, and float32
+    results get :data:`cases.GPU_FLOAT32_RTOL`). Decided here, not from what the runner reports."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        return False
+    return any(Path("/dev").glob("nvidia[0-9]*"))
+
 
 def resolve_folders(program: str) -> str:
     """``program`` with the folder links on its way resolved, its own name kept: as root, scripts/setup.sh
@@ -1169,7 +1176,7 @@ class Sandbox:
         as users of its own, and once."""
         from . import zygote
 
-        if self.zygote is not None or not self.users or self.closed or not zygote.enabled():
+        if self.zygote is not None or not self.users or self.closed or not zygote.enabled() or gpu_visible():
             return
         env = self.env("package")
         env = {name: env[name] for name in ("PATH", "LANG", "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE",
