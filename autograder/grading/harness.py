@@ -831,6 +831,7 @@ class GradingSession:
         if self.sandbox is None:
             self.sandbox = Sandbox(python=self.python)
         self.sandbox.preload(self.stack, kernel=False)  # where it can: one import of the libraries for both
+        self.sandbox.preload_more(sorted({name for r in resources.values() for name in r.LIBRARIES}))
         try:
             reference_jobs = [{**job, "check_mutation": False, "forbid_torch_attention": False,
                                "timeout": job["timeout"] * REFERENCE_SLACK}

@@ -137,6 +137,23 @@ _genai_hw_cap_output({limit})
 del _genai_hw_cap_output
 
 
+def _genai_hw_still_autoreload():
+    import sys
+    import types
+
+    def load_ipython_extension(ip):
+        for name in ("autoreload", "aimport"):
+            ip.register_magic_function(lambda line="": None, "line", name)
+
+    still = types.ModuleType("IPython.extensions.autoreload", "genai-hw grading: %autoreload does nothing")
+    still.load_ipython_extension = load_ipython_extension
+    sys.modules["IPython.extensions.autoreload"] = still
+
+
+_genai_hw_still_autoreload()
+del _genai_hw_still_autoreload
+
+
 def _genai_hw_settle(stack, data_mib):
     import importlib
     import resource
@@ -161,6 +178,11 @@ at once (ipykernel holds a cell's prints until it sends them, every 0.2 s), and 
 keep a copy of everything printed (IPython 8 stores every write to stdout in
 ``HistoryManager.outputs``, for good: 200 prints of 1 MiB left the kernel 205 MiB larger). A courtesy to
 the student, not a boundary: the notebook could undo it, in its own kernel only.
+
+The notebooks' ``%load_ext autoreload`` / ``%autoreload 2`` (edits to genai_hw/*.py visible without a
+restart) load a stand-in that does nothing: no file changes while a notebook is graded, and the real one
+checks every loaded module's file before and after each cell (17 ms of CPU a cell with torch loaded,
+about a second a notebook).
 
 Then, still before any cell runs, it loads the homework's libraries (the kernel's memory once it is ready is
 its baseline, which the memory limit does not count) and caps the kernel's data size at what it holds then

@@ -447,9 +447,33 @@ def _kill_as(uid: int) -> int:
     return 1
 
 
+def _status_text(pid: int | str) -> str:
+    fd = os.open(f"/proc/{pid}/status", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 8192):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def _parse_status(text: str) -> dict[str, str]:
+    return {key: value.strip() for key, _, value in (line.partition(":") for line in text.splitlines())}
+
+
 def _status(pid: int | str) -> dict[str, str]:
-    with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as f:
-        return {key: value.strip() for key, _, value in (line.partition(":") for line in f)}
+    return _parse_status(_status_text(pid))
+
+
+def _real_uid(text: str) -> int | None:
+    """The real user id in a ``/proc/PID/status`` text, found without parsing the rest (the memory watch reads
+    every process on the machine 20 times a second: parsing each whole took 8 ms of CPU a sample)."""
+    start = text.find("\nUid:")
+    if start < 0:
+        return None
+    fields = text[start + 5:text.find("\n", start + 5)].split()
+    return int(fields[0]) if fields else None
 
 
 def oom_kill_counter() -> Path | None:
@@ -640,7 +664,10 @@ class MemoryWatch:
         contained = in_namespaces(box.launched()) if box.mode == "namespaces" else {}
         for pid in contained if box.mode == "namespaces" else _process_ids():
             try:
-                status = _status(pid)
+                text = _status_text(pid)
+                if box.users and _real_uid(text) not in roles:  # not a student process: nothing more to read
+                    continue
+                status = _parse_status(text)
                 if status.get("State", "").startswith(("Z", "X")):  # its main thread ended: read a live one's
                     tid = _live_task(pid)
                     if tid is None:
@@ -1190,6 +1217,11 @@ class Sandbox:
         except OSError:
             return
         self.adopt(self.zygote.proc)
+
+    def preload_more(self, modules: list[str]) -> None:
+        """Libraries the zygote (if any) imports too, before the next process it forks."""
+        if self.zygote is not None:
+            self.zygote.load(modules)
 
     def spawn(self, role: str | None, argv: list[str], env: dict[str, str], cwd: str, stdin=None, stdout=None,
               stderr=None):

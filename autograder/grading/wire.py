@@ -97,6 +97,10 @@ class WordVectorsSpec:
     answer the exercises raise (see :func:`forbid_gensim_answers`).
     """
 
+    LIBRARIES = ("gensim.models",)
+    """What a student process imports to realize it (and the notebook's kernel to load the vectors): loaded
+    once for the grading's processes (:meth:`autograder.grading.sandbox.Sandbox.preload_more`)."""
+
     def __init__(self, filename: str = "word2vec_bolukbasi_f16.npz") -> None:
         self.filename = str(filename)
 

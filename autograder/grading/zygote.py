@@ -72,11 +72,17 @@ if sys.path and sys.path[0] == "":  # as under -I: no folder of the caller's on 
     del sys.path[0]
 _control = socket.socket(fileno=int(sys.argv[1]))
 _hello = json.loads(_control.recv(1 << 20))
-for _name in _hello["stack"]:
-    try:
-        importlib.import_module(_name)
-    except BaseException:
-        pass
+
+
+def _load(names):
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except BaseException:
+            pass
+
+
+_load(_hello["stack"])
 
 
 def _reap():
@@ -106,6 +112,9 @@ def _serve():
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
         request = json.loads(data)
+        if "load" in request:  # more libraries, before the next fork
+            _load(request["load"])
+            continue
         pid = os.fork()
         if pid == 0:
             return request, list(fds)
@@ -274,6 +283,13 @@ class Zygote:
             if pid not in self._exits and wait > 0:
                 self._changed.wait_for(lambda: pid in self._exits or self._gone, wait)
             return self._exits.get(pid)
+
+    def load(self, modules: list[str]) -> None:
+        """Have the zygote import ``modules`` too, before its next fork (a homework's libraries that its
+        package imports inside functions, such as gensim)."""
+        if self.alive() and modules:
+            with self._lock, contextlib.suppress(OSError):
+                self._ours.sendall(json.dumps({"load": list(modules)}).encode())
 
     def spawn(self, argv: list[str], env: dict[str, str], cwd: str, drop: list[int] | None = None,
               stdin: Any = None, stdout: Any = None, stderr: Any = None, module: bool = False) -> Forked | None:
