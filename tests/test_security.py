@@ -250,6 +250,75 @@ def test_student_code_cannot_read_or_signal_the_grader(released, tmp_path, repor
         assert any("/solutions/genai_hw/" in path for path in seen["denied"]), "the checkout was not found"
 
 
+LAUNCH_PROBE = '''
+import json as _json, os as _os, resource as _resource, sys as _sys
+_status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+_fds = {{}}
+for _fd in _os.listdir("/proc/self/fd"):
+    try:
+        _fds[_fd] = _os.readlink(f"/proc/self/fd/{{_fd}}")
+    except FileNotFoundError:  # the listing's own descriptor, closed since
+        pass
+    except OSError as _err:
+        _fds[_fd] = type(_err).__name__
+_umask = _os.umask(0o077)
+_report = {{"cmdline": open("/proc/self/cmdline", "rb").read().decode("utf-8", "replace"),
+            "uid": _os.getresuid(), "gid": _os.getresgid(), "groups": _os.getgroups(),
+            "no_new_privs": _status["NoNewPrivs"].strip(), "seccomp": _status["Seccomp"].strip(),
+            "capabilities": [_status[k].strip() for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")
+                             if k in _status and k != "CapBnd"],
+            "oom_score_adj": open("/proc/self/oom_score_adj").read().strip(),
+            "limits": [_resource.getrlimit(getattr(_resource, n)) for n in ("RLIMIT_NPROC", "RLIMIT_FSIZE",
+                                                                           "RLIMIT_CORE")],
+            "umask": _umask, "session_leader": _os.getsid(0) == _os.getpid(),
+            "fds": sorted(t for t in _fds.values() if not t.startswith("/proc/")),
+            "home_is_cwd_parent": _os.path.dirname(_os.getcwd()) == _os.path.dirname(_os.environ["HOME"]),
+            "env": sorted(_os.environ), "hash": hash("genai-hw"), "path_has_cwd": "" in _sys.path,
+            "bytecode": _sys.flags.dont_write_bytecode}}
+open({report!r}, "w").write(_json.dumps(_report))
+'''
+
+
+@root_only
+def test_forked_student_processes_start_confined_as_execd_ones(released, tmp_path, report_dir, monkeypatch):
+    """The runner and the kernel forked by the grading's zygote (autograder/grading/zygote.py) start exactly as
+    confined as exec'd ones: the role's user and no group, no new privileges, the seccomp filter, no
+    capability, OOM score 1000, the same limits and umask, a session of their own, the role's environment,
+    no descriptor of the zygote's (the runner holds only its pipes and /dev/null), and for the kernel the
+    hash seed and path of ``python -m ipykernel_launcher``. And the zygote is what started them."""
+    reports = {}
+    for zygote in ("1", "0"):
+        monkeypatch.setenv("GENAI_HW_ZYGOTE", zygote)
+        upload = submission(released, tmp_path,
+                            cells=(LAUNCH_PROBE.format(report=str(report_dir / f"kernel-{zygote}.json")),),
+                            append={"__init__": LAUNCH_PROBE.format(
+                                report=str(report_dir / f"runner-{zygote}.json"))})
+        assert_like_stubs(otter_run(released["zip"], upload, tmp_path / f"out-{zygote}"))
+        reports[zygote] = {side: findings(report_dir, f"{side}-{zygote}") for side in ("runner", "kernel")}
+    for side in ("runner", "kernel"):
+        forked, execd = reports["1"][side], reports["0"][side]
+        assert "genai_hw_zygote" in forked.pop("cmdline"), f"the {side} was not forked by the zygote"
+        assert "genai_hw_zygote" not in execd.pop("cmdline")
+        assert forked["uid"][0] in POOL and len(set(forked["uid"])) == 1, forked["uid"]
+        assert forked["groups"] == [] and forked["no_new_privs"] == "1" and forked["seccomp"] == "2", forked
+        assert set(forked["capabilities"]) == {"0000000000000000"}, forked["capabilities"]
+        assert forked["oom_score_adj"] == "1000" and forked["umask"] == 0o077 and forked["session_leader"]
+        for report in (forked, execd):  # slot and user differ from one grading to the next
+            report.pop("uid"), report.pop("gid")
+        if side == "runner":
+            assert set(forked["fds"]) <= {"/dev/null"} | {f for f in forked["fds"] if f.startswith("pipe:")}
+            forked.pop("fds"), execd.pop("fds")
+            # a forked runner keeps the zygote's interpreter: hash seed 0 and bytecode kept out, as the kernel's
+            forked.pop("hash"), execd.pop("hash"), forked.pop("bytecode"), execd.pop("bytecode")
+        else:
+            forked.pop("fds"), execd.pop("fds")  # the kernel's own sockets, made after the zygote's were closed
+        # Jupyter tells an exec'd kernel the grader's pid (JPY_PARENT_PID), to end itself if the grader goes;
+        # a forked one is the zygote's child (the sandbox ends it either way).
+        forked_env, execd_env = set(forked.pop("env")), set(execd.pop("env"))
+        assert forked_env <= execd_env and execd_env - forked_env <= {"JPY_PARENT_PID"}, side
+        assert forked == execd, side
+
+
 SNAPSHOT_ATTACK = '''
 import glob, json, os
 written = []
