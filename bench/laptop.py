@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import shipped_reference  # noqa: E402
 
 from autograder.build.release import find_homeworks, make_submission, release, run_assign, score_of  # noqa: E402
+from autograder.grading.sandbox import resolve_folders  # noqa: E402
 
 USER = 1234
 
@@ -39,9 +40,10 @@ def otter_run(zip_path: Path, upload: Path, folder: Path, as_user: bool) -> floa
     shutil.copy(upload, folder / "sub.zip")
     shutil.copytree(ROOT / "autograder", folder / "autograder", ignore=shutil.ignore_patterns("__pycache__"))
     (folder / "tmp").mkdir()
-    env = {"HOME": str(folder), "TMPDIR": str(folder / "tmp"), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+    python = resolve_folders(sys.executable)  # not through a private checkout's .venv link
+    env = {"HOME": str(folder), "TMPDIR": str(folder / "tmp"), "PATH": f"{Path(python).parent}:/usr/bin:/bin",
            "LANG": "C.UTF-8", "PYTHONPATH": str(folder)}
-    command = ["env", "-i", *[f"{k}={v}" for k, v in env.items()], sys.executable, "-m", "otter", "run",
+    command = ["env", "-i", *[f"{k}={v}" for k, v in env.items()], python, "-m", "otter", "run",
                "--no-logo", "-a", "ag.zip", "-o", str(folder), "sub.zip"]
     if as_user:
         subprocess.run(["chown", "-R", f"{USER}:{USER}", str(folder)], check=True)
