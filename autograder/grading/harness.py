@@ -661,8 +661,6 @@ class ReferenceProcess(StudentProcess):
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-
-
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)

@@ -988,6 +988,7 @@ def _make_readable(path: Path) -> None:
         for name in files:
             os.chmod(os.path.join(folder, name), 0o644)
 
+
 def gpu_visible() -> bool:
     """Whether this machine shows an NVIDIA GPU (the student's runner then computes on it, and float32
     results get :data:`cases.GPU_FLOAT32_RTOL`). Decided here, not from what the runner reports."""

@@ -269,6 +269,8 @@ class Zygote:
                     elif message.get("ready"):
                         self._ready = True
                     else:
+                        # A pid the kernel gave again: the exit reported before is an earlier child's.
+                        self._exits.pop(int(message.get("spawned", -1)), None)
                         self._answers.append((message, list(fds)))
                     self._changed.notify_all()
         except (OSError, ValueError, TypeError, KeyError):
