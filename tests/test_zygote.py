@@ -88,3 +88,19 @@ def test_a_grading_whose_zygote_died_still_grades(tmp_path):
     finally:
         sandbox.Sandbox.preload = original
     assert results and all(r.passed for r in results), [r.message for r in results if not r.passed]
+
+
+def test_a_zygote_with_a_thread_refuses_to_fork(tmp_path):
+    """A library that starts a thread at import: the zygote forks nothing (a child would inherit that thread's
+    locks, held, without the thread) and the caller is told to launch the process itself."""
+    (tmp_path / "threaded.py").write_text("import threading, time\n"
+                                          "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n")
+    (tmp_path / "sleep.py").write_text("import time\ntime.sleep(60)\n")
+    python = sandbox.resolve_folders(sys.executable)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(tmp_path), "HOME": str(tmp_path)}
+    z = zygote.Zygote(python, ["threaded"], sandbox.DROP_STEPS, env, str(tmp_path))
+    try:
+        assert z.spawn([python, "-I", str(tmp_path / "sleep.py")], {}, str(tmp_path)) is None
+        assert not z.alive()
+    finally:
+        z.close()

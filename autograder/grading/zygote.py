@@ -24,6 +24,8 @@ What differs from an exec'd process, and why it is safe:
   the zygote received before (paths, environments and argument lists of the
   grading's processes: nothing secret; no key, case or result ever passes
   through the zygote);
+- it forks only while it has one thread (a library that started a thread at import makes it refuse, and
+  the grader exec the process as before: a fork copies no other thread, and none of the locks they hold);
 - ``/proc/PID/environ`` and ``cmdline`` show the zygote's (a fixed minimal
   environment), not the role's: in users mode, the only mode that uses a
   zygote, the grader finds a role's processes by user, not by marker;
@@ -114,6 +116,11 @@ def _serve():
         request = json.loads(data)
         if "load" in request:  # more libraries, before the next fork
             _load(request["load"])
+            continue
+        if len(os.listdir("/proc/self/task")) > 1:  # a library started a thread: a fork could copy its locks held
+            for fd in fds:
+                os.close(fd)
+            _control.send(b'{"refused": "the zygote has threads"}')
             continue
         pid = os.fork()
         if pid == 0:
