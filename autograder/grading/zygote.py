@@ -68,7 +68,7 @@ SPAWN_TIMEOUT = 60.0
 """Seconds to wait for the zygote's answer to a spawn (its libraries load first): past it, exec as before."""
 
 SOURCE = r'''# genai_hw_zygote (autograder/grading/zygote.py)
-import array, importlib, json, os, select, signal, socket, sys
+import array, importlib, json, os, select, socket, sys
 
 if sys.path and sys.path[0] == "":  # as under -I: no folder of the caller's on the path
     del sys.path[0]
@@ -153,12 +153,11 @@ if _request.get("drop") is not None:
     exec(compile(_hello["drop"], "<genai-hw launch>", "exec"), {"__name__": "__genai_hw_launch__"})
 del _control, _hello, _request["env"]
 sys.argv = list(_request["argv"])
+import runpy
 if _request["run"] == "module":
-    import runpy
     sys.path.insert(0, os.getcwd())
     runpy.run_module(_request["target"], run_name="__main__", alter_sys=True)
 else:
-    import runpy
     runpy.run_path(_request["target"], run_name="__main__")
 '''
 """The zygote's program (``python -s -c SOURCE FD``): the standard library only, like the launchers.
