@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SOLUTIONS
+from conftest import ROOT, SOLUTIONS
 
 PROBE = """
 import json, sys
@@ -93,3 +93,32 @@ def test_cgroup_v2_quota_files_are_read(tmp_path):
     (tmp_path / "cpu.cfs_quota_us").write_text("250000\n")
     (tmp_path / "cpu.cfs_period_us").write_text("100000\n")
     assert utils._read_quota(tmp_path, "cpu.cfs_quota_us", "cpu.cfs_period_us") == 2.5
+
+
+BLAS_PROBE = """
+import ctypes, json
+import numpy as np
+from autograder.grading.harness import OPENBLAS_SET_THREADS, single_blas_thread
+
+path = next(line.split(None, 5)[-1].strip() for line in open("/proc/self/maps") if "openblas" in line.lower())
+library = ctypes.CDLL(path)
+getter = next(getattr(library, name.replace("set", "get")) for name in OPENBLAS_SET_THREADS
+              if hasattr(library, name.replace("set", "get")))
+before = getter()
+done = single_blas_thread()
+matrix = np.arange(600.0).reshape(200, 3)
+print(json.dumps({"before": before, "done": done, "after": getter(),
+                  "right": bool(np.allclose(matrix @ np.ones(3), matrix.sum(axis=1)))}))
+"""
+
+
+@pytest.mark.skipif(cpus() < 2, reason="one CPU: OpenBLAS starts no second thread")
+def test_the_graders_own_numpy_computes_on_one_thread():
+    import json
+
+    environment = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", BLAS_PROBE], cwd=ROOT, capture_output=True, text=True,
+                          env=environment, timeout=120)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures == {"before": min(cpus(), 64), "done": True, "after": 1, "right": True}

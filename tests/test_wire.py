@@ -288,3 +288,26 @@ def test_the_plain_adam_of_the_gan_setup_steps_exactly_as_torchs(lr):
         for p, q in zip(ours.parameters(), theirs.parameters()):
             assert torch.equal(p, q), f"step {step}"
     assert all(not torch.equal(p, q) for p, q in zip(ours.parameters(), start))
+
+
+def test_the_student_sides_word_vectors_are_what_gensims_add_vectors_makes():
+    from gensim.models import KeyedVectors
+
+    with np.load(SOLUTIONS / "data" / "word2vec_bolukbasi_f16.npz") as data:
+        words = data["words"].tobytes().decode("utf-8").split("\n")
+        vectors = data["vectors"].astype(np.float32)
+    ours = wire.keyed_vectors(words, vectors.copy())
+    theirs = KeyedVectors(vector_size=vectors.shape[1])
+    theirs.add_vectors(words, vectors)
+    assert len(ours) == len(theirs) == 26_423 and ours.vector_size == theirs.vector_size == 300
+    assert ours.index_to_key == theirs.index_to_key and ours.key_to_index == theirs.key_to_index
+    assert ours.vectors.dtype == theirs.vectors.dtype == np.float32
+    assert np.array_equal(ours.vectors, theirs.vectors)
+    assert np.array_equal(ours["cow"], theirs["cow"]) and ours.get_index("whale") == theirs.get_index("whale")
+    assert np.array_equal(ours.get_vector("cow", norm=True), theirs.get_vector("cow", norm=True))
+    assert ours.most_similar("cow", topn=5) == theirs.most_similar("cow", topn=5)
+    assert ours.has_index_for("ocean") and not ours.has_index_for("no_such_word_xyz")
+    for kv in (ours, theirs):  # one more word goes after the others, as with gensim's own
+        kv.add_vector("no_such_word_xyz", np.ones(300, dtype=np.float32))
+    assert ours.get_index("no_such_word_xyz") == theirs.get_index("no_such_word_xyz") == 26_423
+    assert np.array_equal(ours.vectors, theirs.vectors) and ours.index_to_key == theirs.index_to_key
