@@ -110,8 +110,11 @@ def load_word_vectors(path: Path | str = WORD_VECTORS_PATH) -> Any:
     with np.load(_data_file(path)) as data:
         words = data["words"].tobytes().decode("utf-8").split("\n")
         vectors = data["vectors"].astype(np.float32)
+    # What word_vectors.add_vectors(words, vectors) makes, without copying the 31 MB matrix once more.
     word_vectors = KeyedVectors(vector_size=vectors.shape[1])
-    word_vectors.add_vectors(words, vectors)
+    word_vectors.index_to_key = words
+    word_vectors.key_to_index = {word: i for i, word in enumerate(words)}
+    word_vectors.vectors = vectors
     return word_vectors
 
 

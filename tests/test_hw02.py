@@ -110,3 +110,18 @@ def test_fast_bpe_equals_the_documented_loop(reference):
 def test_word_vectors_ship_with_the_package():
     path = Path(SOLUTIONS / "data" / "word2vec_bolukbasi_f16.npz")
     assert path.is_file() and (STUBS / "data" / path.name).read_bytes() == path.read_bytes()
+
+
+def test_the_notebooks_word_vectors_are_what_gensims_add_vectors_makes(word_vectors):
+    from gensim.models import KeyedVectors
+
+    with np.load(DATA / "word2vec_bolukbasi_f16.npz") as data:
+        words = data["words"].tobytes().decode("utf-8").split("\n")
+        vectors = data["vectors"].astype(np.float32)
+    theirs = KeyedVectors(vector_size=300)
+    theirs.add_vectors(words, vectors)
+    assert len(word_vectors) == len(theirs) == 26_423 and word_vectors.index_to_key == theirs.index_to_key
+    assert word_vectors.key_to_index == theirs.key_to_index and word_vectors.vectors.dtype == np.float32
+    assert np.array_equal(word_vectors.vectors, theirs.vectors)
+    assert word_vectors.most_similar("cow", topn=3) == theirs.most_similar("cow", topn=3)
+    assert word_vectors.next_index == theirs.next_index  # where add_vector puts a word (after the others)

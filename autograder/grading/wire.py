@@ -633,7 +633,6 @@ def keyed_vectors(words: list[str], vectors: np.ndarray) -> Any:
     word_vectors.index_to_key = list(words)
     word_vectors.key_to_index = {word: i for i, word in enumerate(word_vectors.index_to_key)}
     word_vectors.vectors = vectors
-    word_vectors.next_index = len(word_vectors.index_to_key)
     return word_vectors
 
 
