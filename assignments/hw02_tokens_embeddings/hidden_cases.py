@@ -180,7 +180,7 @@ def nearest_fixed(rng):
 
 def nearest_random_words(rng):
     wv, calls = _vectors(), []
-    while len(calls) < 8:
+    while len(calls) < 5:
         word = wv.index_to_key[int(rng.integers(0, len(wv.index_to_key)))]
         k = int(rng.integers(1, 8))
         exclude = [word] if rng.random() < 0.5 else []
@@ -192,7 +192,7 @@ def nearest_random_words(rng):
 
 def nearest_random_vectors(rng):
     wv, calls = _vectors(), []
-    while len(calls) < 6:
+    while len(calls) < 4:
         vector = rng.normal(size=wv.vector_size)
         k = int(rng.integers(1, 8))
         if _separated(_cosines(wv, vector), k):
@@ -211,7 +211,7 @@ def analogy_fixed(rng):
 
 def analogy_random(rng):
     wv, calls = _vectors(), []
-    while len(calls) < 6:
+    while len(calls) < 4:
         a, b, c = (wv.index_to_key[int(i)] for i in rng.choice(len(wv.index_to_key), size=3, replace=False))
         k = int(rng.integers(1, 4))
         target = sum(s * wv[w] / np.linalg.norm(wv[w]) for s, w in ((-1, a), (1, b), (1, c)))

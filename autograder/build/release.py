@@ -540,7 +540,8 @@ def build_autograder(root: Path, homework: Homework, assign_out: Path, questions
         out.write(homework.cases_file, "genai_hw_grading/hidden_cases.py")
         solutions = root / "solutions" / PACKAGE
         for name in data_files:
-            out.write(solutions / "data" / name, f"genai_hw_grading/data/{name}")
+            # Stored, not deflated: the word vectors' npz shrinks by 8 % and every ``otter run`` unpacks it.
+            out.write(solutions / "data" / name, f"genai_hw_grading/data/{name}", compress_type=zipfile.ZIP_STORED)
         # The reference's code only: the data the cases load travels once, in genai_hw_grading/data/.
         for module in contents.shared + contents.modules + list(contents.given):
             out.write(solutions / f"{module}.py", f"genai_hw_grading/reference/{PACKAGE}/{module}.py")
