@@ -309,6 +309,7 @@ def test_the_student_sides_word_vectors_are_what_gensims_add_vectors_makes():
     assert ours.has_index_for("ocean") and not ours.has_index_for("no_such_word_xyz")
     assert ours.next_index == theirs.next_index
     for kv in (ours, theirs):  # one more word goes after the others, as with gensim's own
-        kv.add_vector("no_such_word_xyz", np.ones(300, dtype=np.float32))
+        with pytest.warns(UserWarning, match="Adding single vectors"):
+            kv.add_vector("no_such_word_xyz", np.ones(300, dtype=np.float32))
     assert ours.get_index("no_such_word_xyz") == theirs.get_index("no_such_word_xyz") == 26_423
     assert np.array_equal(ours.vectors, theirs.vectors) and ours.index_to_key == theirs.index_to_key
